@@ -1,0 +1,64 @@
+"""llmviz: the Gradio app. Composes the tabs; all logic lives in the ``llmviz`` package.
+
+Run ``python app.py`` (or see the README for the one-command start). ``demo`` is module-level so
+Hugging Face Spaces and tests can import it; ``launch()`` runs only under ``__main__``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a classroom
+
+import gradio as gr  # noqa: E402
+
+from llmviz.config import ASSETS  # noqa: E402
+from llmviz.ui import (  # noqa: E402
+    attention_tab,
+    compare_tab,
+    memory_tab,
+    sampling_tab,
+    tokenizer_tab,
+)
+from llmviz.ui.i18n import I18N, t  # noqa: E402
+
+TABS = (
+    ("tokenizer", tokenizer_tab),
+    ("attention", attention_tab),
+    ("sampling", sampling_tab),
+    ("memory", memory_tab),
+    ("compare", compare_tab),
+)
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="llmviz") as blocks:
+        with gr.Column(elem_id="llmviz-header"):
+            gr.Markdown(t("common.title"), elem_id="llmviz-title")
+            gr.Markdown(t("common.subtitle"))
+        with gr.Tabs():
+            for name, module in TABS:
+                with gr.Tab(t(f"tabs.{name}"), id=name, elem_id=f"tab-{name}"):
+                    module.build()
+        gr.Markdown(t("common.footer"), elem_id="llmviz-footer")
+    return blocks
+
+
+#: What ``launch()`` needs besides the address: translations, theme, css (gradio 6 takes them here).
+LAUNCH_KWARGS = {
+    "i18n": I18N,
+    "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="amber"),
+    "css_paths": [ASSETS / "style.css"],
+}
+
+demo = build()
+demo.queue(default_concurrency_limit=2)
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        **LAUNCH_KWARGS,
+    )

@@ -1,0 +1,74 @@
+"""Devices and bitsandbytes: which device to use, the quantization configs, and the CPU quirks.
+
+On a ZeroGPU Space, GPU work must run inside a function decorated with ``spaces.GPU``; ``gpu``
+is that decorator there and a no-op everywhere else, so tab handlers can always use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# bitsandbytes logs a harmless "Failed to load CPU gemm_4bit_forward from kernels-community".
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
+def pick() -> str:
+    """"cuda" when a CUDA GPU is visible, else "cpu"."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def bnb_config(precision: str) -> Any:
+    """The ``BitsAndBytesConfig`` for "int8", "nf4", "nf4-dq" or "fp4"."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if precision == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = torch.bfloat16 if pick() == "cpu" else torch.float16
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="fp4" if precision == "fp4" else "nf4",
+        bnb_4bit_use_double_quant=precision == "nf4-dq",
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def prepare_4bit_for_cpu(model: Any) -> None:
+    """Take bitsandbytes' generic CPU path for 4-bit layers.
+
+    On CPUs with avx512-bf16 the first forward pass repacks 4-bit weights and asserts
+    ``N must be divisible by block_n`` for shapes that are not multiples of 32/64 (Gemma, SmolLM2);
+    turning that path off per layer avoids the crash and keeps double quantization intact.
+    """
+    if pick() != "cpu":
+        return
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
+def _zero_gpu() -> Callable[[F], F] | None:
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return None
+    try:
+        import spaces  # provided on Hugging Face Spaces
+    except ImportError:
+        return None
+    return spaces.GPU
+
+
+def gpu(fn: F) -> F:
+    """``spaces.GPU`` on a ZeroGPU Space; returns ``fn`` unchanged anywhere else."""
+    decorator = _zero_gpu()
+    return decorator(fn) if decorator else fn

@@ -1,0 +1,1 @@
+"""Gradio wiring: one module per tab with a public ``build()``; no maths here."""
