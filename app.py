@@ -17,6 +17,7 @@ from llmviz.config import ASSETS  # noqa: E402
 from llmviz.ui import (  # noqa: E402
     attention_tab,
     compare_tab,
+    labs_tab,
     memory_tab,
     sampling_tab,
     tokenizer_tab,
@@ -29,6 +30,7 @@ TABS = (
     ("sampling", sampling_tab),
     ("memory", memory_tab),
     ("compare", compare_tab),
+    ("labs", labs_tab),
 )
 
 
