@@ -38,3 +38,12 @@ MAX_NEW_TOKENS = 200
 MAX_CORPUS_CHARS = 2_000_000  # tokenizer training corpus
 MAX_VOCAB_SIZE = 32_000
 MIN_VOCAB_SIZE = 30
+
+# --- labs tab ---
+PPL_MAX_CHARS = 20_000  # perplexity text, checked before tokenizing
+PPL_MAX_TOKENS = 2_048  # tokens scored per text (the UI states it); longer text is refused
+PPL_WINDOW = 512  # sliding-window context (tokens) per forward pass
+PPL_STRIDE = 256  # new tokens scored per window after the first
+SCALING_MAX_PARAMS = 1e14  # 100 trillion parameters: beyond any model trained so far
+SCALING_MAX_TOKENS = 1e16  # 10 quadrillion training tokens
+SCALING_MAX_FLOPS = 1e30

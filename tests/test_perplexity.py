@@ -109,7 +109,7 @@ def test_sliding_window_matches_the_transformers_guide_loop(tiny_llama, tiny_tok
         trg_len = end - prev_end
         inp = torch.tensor([[bos, *ids[begin:end]]])
         labels = inp.clone()
-        labels[:, : -trg_len] = -100
+        labels[:, :-trg_len] = -100
         with torch.inference_mode():
             loss = float(tiny_llama(inp, labels=labels).loss)
         nll_sum += loss * trg_len
