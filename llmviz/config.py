@@ -47,3 +47,4 @@ PPL_STRIDE = 256  # new tokens scored per window after the first
 SCALING_MAX_PARAMS = 1e14  # 100 trillion parameters: beyond any model trained so far
 SCALING_MAX_TOKENS = 1e16  # 10 quadrillion training tokens
 SCALING_MAX_FLOPS = 1e30
+SCALING_MAX_GPUS = 1_000_000  # GPUs in one training run

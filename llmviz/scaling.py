@@ -1,0 +1,347 @@
+"""Scaling laws and compute: what training and running a model costs, and what loss it buys.
+
+Pure arithmetic (numpy), no models, no plotting.
+
+* Training compute ``C ≈ 6·N·D`` FLOPs for N parameters and D training tokens: per token, the
+  forward pass costs ~2·N (one multiply and one add per weight) and the backward pass ~4·N.
+  Inference (forward only) costs ``≈ 2·N`` FLOPs per generated token.
+  Example: GPT-3, 6 × 175e9 × 300e9 = 3.15e23 FLOPs.
+* Time on real hardware: ``C / (GPUs × peak FLOP/s × utilization)``; utilization (MFU, the
+  fraction of peak a training run achieves) is typically 30-50 %.
+* The Chinchilla loss fit (Hoffmann et al. 2022, "Training Compute-Optimal Large Language
+  Models", eq. 10, approach 3): ``L(N, D) = A / N^α + B / D^β + L0`` with A = 406.4,
+  B = 410.7, α = 0.34, β = 0.28, L0 = 1.69 (nats per token on their MassiveText data).
+  Example: Gopher (280e9, 300e9) -> 1.993; Chinchilla (70e9, 1.4e12) -> 1.937.
+* Compute-optimal allocation for a budget C (minimise L subject to 6·N·D = C), closed form:
+  ``N_opt = G · (C/6)^(β/(α+β))``, ``D_opt = (C/6) / N_opt``, ``G = (αA / βB)^(1/(α+β))``.
+
+What it deliberately does not do: model memory bandwidth-bound inference in detail, count
+attention FLOPs (the 6·N·D rule ignores them; small at short context), or claim the fit holds far
+outside the range it was fitted on (about 70M-16B parameters, 5B-500B tokens).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmviz import config
+from llmviz.errors import UserError
+
+SECONDS_PER_DAY = 86_400.0
+
+
+# --- hardware ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GPU:
+    key: str
+    name: str
+    peak_flops: float  # dense (no sparsity) 16-bit tensor-core FLOP/s, FP32 accumulate
+    memory_gb: float
+    bandwidth: float  # memory bandwidth, bytes/s
+    note: str = ""
+
+
+# Numbers from the vendors' datasheets; "dense" = without the 2:4 structured-sparsity doubling
+# that the headline figures often include.
+GPUS: dict[str, GPU] = {
+    g.key: g
+    for g in (
+        # NVIDIA Tesla V100 SXM2 datasheet: 125 TFLOPS "deep learning" (FP16 tensor cores), 900 GB/s.
+        # Volta has no bfloat16; FP16 is what it trains with.
+        GPU("v100", "NVIDIA V100 SXM2 32GB", 125e12, 32, 900e9, "FP16 (Volta has no bf16)"),
+        # NVIDIA A100 datasheet: BF16 tensor core 312 TFLOPS (624 with sparsity); 80GB SXM 2,039 GB/s.
+        GPU("a100", "NVIDIA A100 SXM 80GB", 312e12, 80, 2.039e12),
+        # NVIDIA H100 datasheet, SXM5: BF16 tensor core 1,979 TFLOPS *with sparsity* -> 989.5 dense;
+        # HBM3 3.35 TB/s.
+        GPU("h100", "NVIDIA H100 SXM 80GB", 989.5e12, 80, 3.35e12),
+        # NVIDIA Ada Lovelace architecture whitepaper (GeForce RTX 4090): peak BF16 tensor TFLOPS
+        # with FP32 accumulate 165.2 (330.4 with sparsity); GDDR6X 1,008 GB/s.
+        GPU("rtx4090", "NVIDIA GeForce RTX 4090 24GB", 165.2e12, 24, 1.008e12, "consumer card"),
+    )
+}
+DEFAULT_GPU = "h100"
+DEFAULT_UTILIZATION = (
+    0.4  # 40 % MFU: a well-tuned large run (PaLM reported 46 %, GPT-3 era ~20-30 %)
+)
+
+
+def get_gpu(key: str) -> GPU:
+    if key not in GPUS:
+        raise UserError(
+            f"Unknown GPU '{str(key)[:40]}'. Choose one of: {', '.join(GPUS)}.",
+            key="scaling_gpu_unknown",
+            name=str(key)[:40],
+            choices=", ".join(GPUS),
+        )
+    return GPUS[key]
+
+
+# --- model presets -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelPreset:
+    key: str
+    name: str
+    n_params: float  # N
+    n_tokens: float  # D (training tokens)
+    source: str
+    tokens_published: bool = True
+
+
+PRESETS: dict[str, ModelPreset] = {
+    p.key: p
+    for p in (
+        ModelPreset(
+            "gpt2",
+            "GPT-2 1.5B (2019)",
+            1.5e9,
+            10e9,
+            "Radford et al. 2019. Tokens not published: assumed ~10B (about one pass over the "
+            "40 GB WebText corpus).",
+            tokens_published=False,
+        ),
+        ModelPreset("gpt3", "GPT-3 175B (2020)", 175e9, 300e9, "Brown et al. 2020, Table D.1"),
+        ModelPreset("gopher", "Gopher 280B (2021)", 280e9, 300e9, "Rae et al. 2021"),
+        ModelPreset("chinchilla", "Chinchilla 70B (2022)", 70e9, 1.4e12, "Hoffmann et al. 2022"),
+        ModelPreset(
+            "llama3-8b",
+            "Llama 3 8B (2024)",
+            8e9,
+            15e12,
+            "Meta 2024: 8B parameters, 15T+ tokens (far past Chinchilla-optimal, for cheap inference)",
+        ),
+    )
+}
+
+
+def get_preset(key: str) -> ModelPreset:
+    if key not in PRESETS:
+        raise UserError(
+            f"Unknown model preset '{str(key)[:40]}'. Choose one of: {', '.join(PRESETS)}.",
+            key="scaling_preset_unknown",
+            name=str(key)[:40],
+            choices=", ".join(PRESETS),
+        )
+    return PRESETS[key]
+
+
+# --- validation ----------------------------------------------------------------------------------
+def _check_positive(value: float, what: str, key: str, limit: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not math.isfinite(v) or v <= 0:
+        raise UserError(
+            f"{what} must be a positive number (got {value!r}).",
+            key=f"{key}_positive",
+            value=str(value)[:30],
+        )
+    if v < 1 or v > limit:
+        raise UserError(
+            f"{what} = {v:.3g} is outside the range this calculator accepts (1 to {limit:.0e}). "
+            "Enter a realistic value, e.g. 7e9 parameters or 2e12 tokens.",
+            key=f"{key}_range",
+            value=f"{v:.3g}",
+            limit=f"{limit:.0e}",
+        )
+    return v
+
+
+def check_params(n_params: float) -> float:
+    return _check_positive(
+        n_params, "The number of parameters N", "scaling_n", config.SCALING_MAX_PARAMS
+    )
+
+
+def check_tokens(n_tokens: float) -> float:
+    return _check_positive(
+        n_tokens, "The number of training tokens D", "scaling_d", config.SCALING_MAX_TOKENS
+    )
+
+
+def check_budget(flops: float) -> float:
+    return _check_positive(flops, "The compute budget C", "scaling_c", config.SCALING_MAX_FLOPS)
+
+
+# --- compute -------------------------------------------------------------------------------------
+def training_flops(n_params: float, n_tokens: float) -> float:
+    """``6·N·D``. ``training_flops(175e9, 300e9) == 3.15e23``."""
+    return 6.0 * check_params(n_params) * check_tokens(n_tokens)
+
+
+def inference_flops_per_token(n_params: float) -> float:
+    """``2·N`` (forward pass only). ``inference_flops_per_token(8e9) == 1.6e10``."""
+    return 2.0 * check_params(n_params)
+
+
+@dataclass(frozen=True)
+class TrainingTime:
+    flops: float
+    gpu: GPU
+    n_gpus: int
+    utilization: float
+
+    @property
+    def cluster_flops(self) -> float:
+        """FLOP/s the whole cluster actually delivers."""
+        return self.n_gpus * self.gpu.peak_flops * self.utilization
+
+    @property
+    def seconds(self) -> float:
+        return self.flops / self.cluster_flops
+
+    @property
+    def days(self) -> float:
+        return self.seconds / SECONDS_PER_DAY
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.seconds * self.n_gpus / 3600.0
+
+
+def training_time(flops: float, gpu: str, n_gpus: int, utilization: float) -> TrainingTime:
+    """Wall-clock time and GPU-hours for ``flops`` on ``n_gpus`` GPUs at ``utilization`` of peak.
+
+    Example: 3.15e23 FLOPs on 1,024 A100s at 40 % -> 3.15e23 / (1024 × 312e12 × 0.4) s ≈ 28.5 days.
+    """
+    check_budget(flops)
+    spec = get_gpu(gpu)
+    try:
+        u = float(utilization)
+    except (TypeError, ValueError):
+        u = math.nan
+    if not (math.isfinite(u) and 0 < u <= 1):
+        raise UserError(
+            f"Utilization is a fraction of peak between 0 and 1 (e.g. 0.4 for 40 %); got {utilization!r}.",
+            key="scaling_utilization",
+            value=str(utilization)[:30],
+        )
+    try:
+        n = int(n_gpus)
+    except (TypeError, ValueError, OverflowError):
+        n = 0
+    if n != n_gpus or not 1 <= n <= config.SCALING_MAX_GPUS:
+        raise UserError(
+            f"The GPU count must be a whole number from 1 to {config.SCALING_MAX_GPUS:,}; got {n_gpus!r}.",
+            key="scaling_gpus",
+            value=str(n_gpus)[:30],
+            limit=f"{config.SCALING_MAX_GPUS:,}",
+        )
+    return TrainingTime(flops=float(flops), gpu=spec, n_gpus=n, utilization=u)
+
+
+def inference_tokens_per_second(
+    n_params: float, gpu: str, utilization: float = 1.0, bytes_per_param: float = 2.0
+) -> tuple[float, float]:
+    """Upper bounds on generation speed for one sequence on one GPU: (compute-bound, memory-bound).
+
+    Compute: peak × utilization / (2·N). Memory: every weight is read once per token at batch size 1,
+    so bandwidth / (N × bytes per parameter). The smaller one wins; for one user it is memory.
+    """
+    n = check_params(n_params)
+    spec = get_gpu(gpu)
+    return spec.peak_flops * utilization / (2.0 * n), spec.bandwidth / (n * bytes_per_param)
+
+
+# --- the Chinchilla loss fit ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class LossFit:
+    A: float = 406.4
+    B: float = 410.7
+    alpha: float = 0.34
+    beta: float = 0.28
+    L0: float = 1.69
+
+    @property
+    def a(self) -> float:
+        """Exponent of C in N_opt: β / (α + β)."""
+        return self.beta / (self.alpha + self.beta)
+
+    @property
+    def b(self) -> float:
+        """Exponent of C in D_opt: α / (α + β)."""
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def G(self) -> float:
+        return (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
+
+
+CHINCHILLA = LossFit()
+
+
+def loss(n_params, n_tokens, fit: LossFit = CHINCHILLA):
+    """``A/N^α + B/D^β + L0``, elementwise on arrays. ``loss(280e9, 300e9) ≈ 1.993`` (Gopher)."""
+    n = np.asarray(n_params, dtype=float)
+    d = np.asarray(n_tokens, dtype=float)
+    if np.any(~np.isfinite(n)) or np.any(n <= 0) or np.any(~np.isfinite(d)) or np.any(d <= 0):
+        raise UserError(
+            "N and D must be positive numbers for the loss fit.", key="scaling_loss_positive"
+        )
+    out = fit.A / n**fit.alpha + fit.B / d**fit.beta + fit.L0
+    return float(out) if out.ndim == 0 else out
+
+
+def loss_terms(
+    n_params: float, n_tokens: float, fit: LossFit = CHINCHILLA
+) -> tuple[float, float, float]:
+    """(model-size term A/N^α, data term B/D^β, irreducible L0): where the loss comes from."""
+    n, d = check_params(n_params), check_tokens(n_tokens)
+    return fit.A / n**fit.alpha, fit.B / d**fit.beta, fit.L0
+
+
+@dataclass(frozen=True)
+class Optimum:
+    flops: float
+    n_params: float
+    n_tokens: float
+    loss: float
+
+    @property
+    def tokens_per_param(self) -> float:
+        return self.n_tokens / self.n_params
+
+
+def compute_optimal(flops: float, fit: LossFit = CHINCHILLA) -> Optimum:
+    """The (N, D) with the lowest fitted loss for ``6·N·D = flops`` (closed form, see module doc)."""
+    c = check_budget(flops)
+    n_opt = fit.G * (c / 6.0) ** fit.a
+    d_opt = c / (6.0 * n_opt)
+    return Optimum(c, n_opt, d_opt, loss(n_opt, d_opt, fit))
+
+
+def iso_compute(
+    flops: float, n_params: np.ndarray, fit: LossFit = CHINCHILLA
+) -> tuple[np.ndarray, np.ndarray]:
+    """Along a fixed budget: D = C / (6·N) and the fitted loss, for each N in ``n_params``."""
+    c = check_budget(flops)
+    n = np.asarray(n_params, dtype=float)
+    d = c / (6.0 * n)
+    return d, loss(n, d, fit)
+
+
+def log_grid(lo: float, hi: float, points: int) -> np.ndarray:
+    """``points`` values evenly spaced in log10 between lo and hi."""
+    return np.logspace(math.log10(lo), math.log10(hi), points)
+
+
+@dataclass(frozen=True)
+class PresetSummary:
+    preset: ModelPreset
+    flops: float  # 6·N·D
+    loss: float  # fitted loss at (N, D)
+    optimum: Optimum  # the compute-optimal model for the same budget
+
+    @property
+    def tokens_per_param(self) -> float:
+        return self.preset.n_tokens / self.preset.n_params
+
+
+def summarize(key: str, fit: LossFit = CHINCHILLA) -> PresetSummary:
+    """Compute, fitted loss and the compute-optimal alternative for one preset."""
+    p = get_preset(key)
+    c = training_flops(p.n_params, p.n_tokens)
+    return PresetSummary(p, c, loss(p.n_params, p.n_tokens, fit), compute_optimal(c, fit))
