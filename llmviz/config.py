@@ -48,3 +48,38 @@ SCALING_MAX_PARAMS = 1e14  # 100 trillion parameters: beyond any model trained s
 SCALING_MAX_TOKENS = 1e16  # 10 quadrillion training tokens
 SCALING_MAX_FLOPS = 1e30
 SCALING_MAX_GPUS = 1_000_000  # GPUs in one training run
+
+# --- sampling tab ---
+SAMPLING_DEFAULT_TOP_K = 50  # transformers' GenerationConfig default: generate() applies it silently
+SAMPLING_MAX_TEMPERATURE = 5.0  # far past the point where text falls apart (~2)
+SAMPLING_MIN_TEMPERATURE = 0.01  # positive temperatures below this overflow; 0 means greedy
+SAMPLING_MAX_NEW_TOKENS = MAX_NEW_TOKENS  # per prompt: step by step and streaming together
+SAMPLING_MAX_SEED = 2**31 - 1
+SAMPLING_TOP_N = 20  # candidates in the bar chart by default
+SAMPLING_MAX_TOP_N = 50
+SAMPLING_CURVE_N = 200  # points of the cumulative (top-p) curve
+SAMPLING_EXPERIMENT_TEMPERATURES = (0.0, 0.5, 1.0, 1.5, 2.0)  # the textbook's experiment
+SAMPLING_EXPERIMENT_SAMPLES = 3
+SAMPLING_EXPERIMENT_TOKENS = 20
+
+# --- memory tab ---
+MEMORY_MAX_PARAMS = 1e13  # 10 trillion: above every model built so far; 1e15 is refused
+MEMORY_MAX_CONTEXT = 10_000_000  # tokens (the longest advertised context windows are ~10M)
+MEMORY_MAX_BATCH = 4096
+MEMORY_CUDA_OVERHEAD_GB = 0.5  # CUDA context + kernels per GPU: an estimate (0.3-1 GB in practice)
+MEMORY_LAB_MAX_ELEMENTS = 4_000_000  # weights quantized per lab request (bigger matrices: sampled rows)
+MEMORY_QUALITY_TEXT_TOKENS = 128  # fixed text for perplexity / agreement, truncated to this
+MEMORY_SAMPLE_NEW_TOKENS = 24  # greedy sample per precision
+
+# --- tokenizer tab ---
+TOK_DISPLAY_MAX_TOKENS = 1_500  # colored spans drawn per tokenizer (counts always cover all text)
+TOK_MAX_SELECTED = 8  # tokenizers compared side by side
+TOK_JANOME_MAX_CHARS = 5_000  # janome (pure Python) is ~100x slower than the subword tokenizers
+TOK_MAX_DECODE_IDS = 4_096  # ids accepted by the decode box
+TOK_MAX_PARALLEL = 12  # sentences in the language-premium chart
+TOK_MAX_SENTENCE_CHARS = 500
+TOK_MAX_UPLOAD_BYTES = 4 * MAX_CORPUS_CHARS  # an uploaded .txt corpus (UTF-8: <= 4 bytes/char)
+TOK_TRAIN_SIZES = (300, 1_000, 3_000, 8_000)  # vocabulary sizes in the segmentation comparison
+TOK_MAX_TRAINED = 4  # trained tokenizers kept per browser session
+TOK_STEP_MAX_CHARS = 3_000  # corpus for the step-by-step (hand-written) BPE
+TOK_STEP_MAX_MERGES = 200
