@@ -19,6 +19,7 @@ from llmviz.ui import (  # noqa: E402
     compare_tab,
     labs_tab,
     memory_tab,
+    models_panel,
     sampling_tab,
     tokenizer_tab,
 )
@@ -39,6 +40,7 @@ def build() -> gr.Blocks:
         with gr.Column(elem_id="llmviz-header"):
             gr.Markdown(t("common.title"), elem_id="llmviz-title")
             gr.Markdown(t("common.subtitle"))
+        models_panel.build()
         with gr.Tabs():
             for name, module in TABS:
                 with gr.Tab(t(f"tabs.{name}"), id=name, elem_id=f"tab-{name}"):
