@@ -185,6 +185,12 @@ def token_bytes(tokenizer: Any, ids: Sequence[int]) -> list[bytes]:
     own = getattr(tokenizer, "token_bytes", None)
     if callable(own):
         return list(own(list(ids)))
+    single = getattr(tokenizer, "decode_single_token_bytes", None)  # a bare tiktoken.Encoding
+    if callable(single):
+        try:
+            return [single(int(i)) for i in ids]
+        except KeyError as err:
+            raise ValueError(f"token id {err} is outside the vocabulary") from None
     style = _style(tokenizer)
     backend = _backend(tokenizer)
     out: list[bytes] = []
@@ -221,6 +227,9 @@ def special_ids(tokenizer: Any) -> frozenset[int]:
     own = getattr(tokenizer, "special_ids", None)
     if own is not None and not callable(own):
         return frozenset(own)
+    specials = getattr(tokenizer, "_special_tokens", None)  # a bare tiktoken.Encoding
+    if isinstance(specials, dict) and hasattr(tokenizer, "decode_single_token_bytes"):
+        return frozenset(specials.values())
     return _style(tokenizer).special
 
 

@@ -1,0 +1,325 @@
+"""Comparing tokenizers on one text: checks on the input, counts, the decode round trip, the
+per-token table and the "language premium" (how many more tokens a language pays than English).
+
+Takes tokenizer adapters (``llmviz.models.tokenizers``) as arguments and never loads one; draws
+nothing (``llmviz.plots.tokens`` does).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmviz import config
+from llmviz.errors import UserError
+from llmviz.tokens import TokenPiece, hex_bytes, labels_of, visible
+
+# --- checking the text -------------------------------------------------------------------------
+_ZWJ = "\u200d"
+
+
+def check_text(text: Any, max_chars: int = config.MAX_TEXT_CHARS) -> list[str]:
+    """Validate user text; return notes (i18n keys) about things worth pointing out.
+
+    Raises ``UserError`` for: not a string, empty, over ``max_chars``, lone surrogates (not
+    encodable as UTF-8). Notes: ``"tok.note.control"`` (control characters), ``"tok.note.zwj"``
+    (emoji joined with ZWJ: one picture, several code points), ``"tok.note.combining"``.
+
+    >>> check_text("e\\u0301")
+    ['tok.note.combining']
+    """
+    if not isinstance(text, str):
+        raise UserError("The text must be a string.", key="tok_empty")
+    if not text:
+        raise UserError("Type or paste some text to tokenize.", key="tok_empty")
+    if len(text) > max_chars:
+        raise UserError(
+            f"The text has {len(text):,} characters; the limit here is {max_chars:,}. "
+            "Paste a shorter passage.",
+            key="tok_too_long",
+            n=f"{len(text):,}",
+            limit=f"{max_chars:,}",
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UserError(
+            f"The text contains a lone UTF-16 surrogate (U+{ord(text[err.start]):04X}) at "
+            f"position {err.start}: half of an emoji or rare character that lost its other half. "
+            "Copy the text again from its source.",
+            key="tok_surrogate",
+            code=f"U+{ord(text[err.start]):04X}",
+            pos=err.start,
+        ) from None
+    notes = []
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text):
+        notes.append("tok.note.control")
+    if _ZWJ in text:
+        notes.append("tok.note.zwj")
+    if any(unicodedata.combining(c) for c in text):
+        notes.append("tok.note.combining")
+    return notes
+
+
+# --- tokenizing with several tokenizers --------------------------------------------------------
+@dataclass(frozen=True)
+class Tokenized:
+    """One tokenizer's view of the text."""
+
+    key: str
+    display: str
+    kind: str
+    vocab_size: int | None
+    pieces: list[TokenPiece]
+    n_chars: int
+    n_bytes: int
+    annotations: list[str] | None = None  # e.g. part of speech per word (janome)
+    has_ids: bool = True
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(not p.special for p in self.pieces)
+
+    @property
+    def n_special(self) -> int:
+        return sum(p.special for p in self.pieces)
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.n_chars / self.n_tokens if self.n_tokens else 0.0
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.n_bytes / self.n_tokens if self.n_tokens else 0.0
+
+    @property
+    def n_split_chars(self) -> int:
+        """Characters whose bytes are spread over several tokens."""
+        return len({p.group for p in self.pieces if p.partial and p.text})
+
+
+def tokenize_one(adapter: Any, text: str, add_special: bool = True) -> Tokenized:
+    """``adapter``'s pieces of ``text`` plus its counts (special tokens are not counted)."""
+    info = adapter.info
+    if info.kind == "morphological analyzer" and len(text) > config.TOK_JANOME_MAX_CHARS:
+        raise UserError(
+            f"{info.display} handles at most {config.TOK_JANOME_MAX_CHARS:,} characters "
+            "(it is a pure-Python dictionary search). Use a shorter text or deselect it.",
+            key="tok_janome_long",
+            name=info.display,
+            limit=f"{config.TOK_JANOME_MAX_CHARS:,}",
+        )
+    pieces = adapter.pieces(text, add_special)
+    annotate = getattr(adapter, "annotations", None)
+    return Tokenized(
+        key=info.key,
+        display=info.display,
+        kind=info.kind,
+        vocab_size=adapter.vocab_size,
+        pieces=pieces,
+        n_chars=len(text),
+        n_bytes=len(text.encode("utf-8")),
+        annotations=annotate(text) if callable(annotate) else None,
+        has_ids=all(p.id >= 0 for p in pieces),
+    )
+
+
+def tokenize_many(adapters: Sequence[Any], text: str, add_special: bool = True) -> list[Tokenized]:
+    """``tokenize_one`` for each adapter, after ``check_text``."""
+    check_text(text)
+    if not adapters:
+        raise UserError("Choose at least one tokenizer.", key="tok_none")
+    if len(adapters) > config.TOK_MAX_SELECTED:
+        raise UserError(
+            f"Compare at most {config.TOK_MAX_SELECTED} tokenizers at once.",
+            key="tok_too_many",
+            limit=config.TOK_MAX_SELECTED,
+        )
+    return [tokenize_one(a, text, add_special) for a in adapters]
+
+
+# --- the per-token table -----------------------------------------------------------------------
+TABLE_HEADERS = ["index", "id", "token", "bytes", "group", "partial", "special"]
+
+
+def table_rows(pieces: Sequence[TokenPiece]) -> list[list[Any]]:
+    """One row per token: index, id, readable label, hex bytes, group, partial, special."""
+    labels = labels_of(pieces, limit=40)
+    return [
+        [p.index, p.id, label, hex_bytes(p.raw), p.group, p.partial, p.special]
+        for p, label in zip(pieces, labels, strict=True)
+    ]
+
+
+def table_csv(results: Sequence[Tokenized]) -> str:
+    """CSV of every token of every tokenizer (first column: the tokenizer).
+
+    The ``text`` column holds the exact characters the token belongs to, so a spreadsheet shows
+    Japanese correctly; ``bytes`` holds its hex bytes.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["tokenizer", *TABLE_HEADERS[:3], "text", *TABLE_HEADERS[3:]])
+    for r in results:
+        for p, row in zip(r.pieces, table_rows(r.pieces), strict=True):
+            writer.writerow([r.key, *row[:3], p.text, *row[3:]])
+    return out.getvalue()
+
+
+# --- decoding ----------------------------------------------------------------------------------
+_ID_SPLIT = re.compile(r"[\s,;\[\]()]+")
+
+
+def parse_ids(text: Any, limit: int = config.TOK_MAX_DECODE_IDS) -> list[int]:
+    """``"[31373, 995]"`` or ``"31373 995"`` -> ``[31373, 995]``.
+
+    >>> parse_ids("[31373, 995]")
+    [31373, 995]
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(
+            "Type token ids to decode, separated by spaces or commas (e.g. 31373, 995).",
+            key="tok_ids_empty",
+        )
+    parts = [p for p in _ID_SPLIT.split(text.strip()) if p]
+    if len(parts) > limit:
+        raise UserError(
+            f"{len(parts):,} ids is too many to decode here; the limit is {limit:,}.",
+            key="tok_ids_too_many",
+            n=f"{len(parts):,}",
+            limit=f"{limit:,}",
+        )
+    ids = []
+    for p in parts:
+        if not re.fullmatch(r"[+-]?\d{1,12}", p):
+            shown = visible(p[:20])
+            raise UserError(
+                f"'{shown}' is not a token id: ids are whole numbers like 31373, separated by "
+                "spaces or commas.",
+                key="tok_id_not_number",
+                item=shown,
+            )
+        ids.append(int(p))
+    if not ids:
+        raise UserError("Type token ids to decode (e.g. 31373, 995).", key="tok_ids_empty")
+    return ids
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    ids: list[int]
+    text: str  # decoded by the tokenizer's own decoder (split characters appear as "�" there)
+    pieces: list[TokenPiece]
+    reencoded: list[int]  # the decoded text encoded again
+    same: bool  # reencoded == ids (special tokens aside)
+    lossless: bool  # bytes of the pieces form valid UTF-8 (no split character left open)
+    notes: list[str] = field(default_factory=list)
+
+
+def round_trip(adapter: Any, ids: Sequence[int]) -> RoundTrip:
+    """Decode ``ids`` and encode the result again: do we get the same ids back?
+
+    Often not: ``[1, 2]`` might decode to text the tokenizer would cut differently (the
+    encoder always picks its own merges), and ids ending inside a character decode to "�".
+    """
+    from llmviz.tokens import token_pieces
+
+    adapter.check_ids(ids)
+    pieces = token_pieces(adapter, ids)
+    text = adapter.decode(ids)
+    specials = adapter.special_ids
+    plain = [i for i in ids if i not in specials]
+    raw = b"".join(p.raw for p in pieces if not p.special)
+    try:
+        clean = raw.decode("utf-8")
+        lossless = True
+    except UnicodeDecodeError:
+        clean = raw.decode("utf-8", errors="replace")
+        lossless = False
+    reencoded = adapter.encode(clean, add_special=False) if clean else []
+    notes = [] if lossless else ["tok.note.broken_char"]
+    return RoundTrip(list(ids), text, pieces, reencoded, reencoded == plain, lossless, notes)
+
+
+# --- language premium --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Premium:
+    """Token counts of the same sentence in several languages, by several tokenizers."""
+
+    langs: list[str]  # row labels
+    tokenizers: list[str]  # column labels (display names)
+    counts: list[list[int]]  # counts[lang][tokenizer]
+    base: str  # the language ratios are relative to
+
+    def ratios(self) -> list[list[float]]:
+        """counts / counts of the base language, per tokenizer."""
+        b = self.langs.index(self.base)
+        return [
+            [c / self.counts[b][j] if self.counts[b][j] else 0.0 for j, c in enumerate(row)]
+            for row in self.counts
+        ]
+
+
+def parse_parallel(text: str) -> dict[str, str]:
+    """Lines ``lang: sentence`` -> ``{lang: sentence}`` (blank lines and ``#`` comments skipped).
+
+    >>> parse_parallel("en: Hello.\\nja: こんにちは。")
+    {'en': 'Hello.', 'ja': 'こんにちは。'}
+    """
+    out: dict[str, str] = {}
+    for n, line in enumerate((text or "").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        lang, sep, sentence = line.partition(":")
+        lang, sentence = lang.strip(), sentence.strip()
+        if not sep or not lang or not sentence or len(lang) > 24:
+            raise UserError(
+                f"Line {n} should look like 'ja: 今日は晴れです。' (a language name, a colon, "
+                "then the sentence).",
+                key="tok_parallel_format",
+                line=n,
+            )
+        if len(sentence) > config.TOK_MAX_SENTENCE_CHARS:
+            raise UserError(
+                f"The sentence on line {n} is longer than {config.TOK_MAX_SENTENCE_CHARS} characters.",
+                key="tok_parallel_long",
+                line=n,
+                limit=config.TOK_MAX_SENTENCE_CHARS,
+            )
+        check_text(sentence)
+        out[lang] = sentence
+    if len(out) > config.TOK_MAX_PARALLEL:
+        raise UserError(
+            f"Give at most {config.TOK_MAX_PARALLEL} sentences.",
+            key="tok_parallel_many",
+            limit=config.TOK_MAX_PARALLEL,
+        )
+    if not out:
+        raise UserError(
+            "Give at least one line 'en: ...' and one other language.", key="tok_parallel_empty"
+        )
+    return out
+
+
+def language_premium(adapters: Sequence[Any], sentences: dict[str, str], base: str = "en") -> Premium:
+    """Count the tokens of each sentence with each (subword) tokenizer.
+
+    ``base`` must be one of the languages: ratios are measured against it.
+    """
+    if base not in sentences:
+        raise UserError(
+            f"Include the '{base}' sentence: the ratios are measured against it.",
+            key="tok_parallel_no_base",
+            base=base,
+        )
+    usable = [a for a in adapters if a.vocab_size is not None]
+    if not usable:
+        raise UserError("Choose at least one subword tokenizer.", key="tok_none")
+    counts = [[len(a.encode(s, add_special=False)) for a in usable] for s in sentences.values()]
+    return Premium(list(sentences), [a.info.display for a in usable], counts, base)
