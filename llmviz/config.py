@@ -83,3 +83,8 @@ TOK_TRAIN_SIZES = (300, 1_000, 3_000, 8_000)  # vocabulary sizes in the segmenta
 TOK_MAX_TRAINED = 4  # trained tokenizers kept per browser session
 TOK_STEP_MAX_CHARS = 3_000  # corpus for the step-by-step (hand-written) BPE
 TOK_STEP_MAX_MERGES = 200
+
+# --- attention tab ---
+# fp32, not bf16: CPUs without avx512_bf16 (this machine's EPYC has only AVX2) run bf16 matmuls
+# ~100x slower than fp32, and fp32 rows sum to 1 to within 1e-6 instead of 1e-2.
+ATTENTION_PRECISION = os.environ.get("LLMVIZ_ATTENTION_PRECISION", "fp32")
