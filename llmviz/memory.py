@@ -1,0 +1,633 @@
+"""How much memory a model needs: parameters x bits, component by component.
+
+The textbook rule is one line: ``bytes = parameters x bits / 8`` (GPT-2 1.5B: 6 / 3 / 1.5 / 0.75 GB
+at 32 / 16 / 8 / 4 bits). Real loaders are less uniform, so with an architecture this module
+also says *which* weights get quantized and what else is stored:
+
+* bitsandbytes (through transformers) converts only ``nn.Linear`` layers (attention and MLP
+  projections); embeddings, ``lm_head``, norms, biases and anything that is not an ``nn.Linear``
+  (in transformers 5 the fused 3-D mixture-of-experts tensors) stay in the load dtype;
+* quantization constants: int8 keeps one fp32 scale per output row (``SCB``); 4-bit keeps one
+  fp32 absmax per block of 64 weights plus a 16-entry code table per layer; double quantization
+  stores those absmax as 8-bit with one fp32 scale per 256 blocks and a 256-entry code table;
+* the KV cache: 2 (K and V) x layers x KV heads x head_dim x tokens x batch x bytes - KV heads,
+  not query heads (grouped-query attention), and sliding-window layers keep only the window;
+* runtime overhead (CUDA context): an *estimate*, shown separately.
+
+GB here is decimal (1 GB = 10^9 bytes), as in the textbook; a GPU's advertised "24 GB" is taken as
+24 x 10^9 bytes (the card really has 24 GiB = 25.8 x 10^9, so card counts are slightly conservative).
+
+Pure Python: no torch, no model loading. Counting parameters from a real config on the meta
+device lives in ``llmviz.models.hub_config``; measuring a loaded model in ``llmviz.measure``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+from llmviz import config
+from llmviz.errors import UserError
+
+GB = 1e9
+
+# --- precisions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    key: str
+    label: str
+    bits: float  # storage bits per quantized weight (GGUF: effective bits per weight)
+    kind: str  # "float" | "bnb8" | "bnb4" | "gguf"
+    double_quant: bool = False
+    note: str = ""
+
+
+def _gguf_bpw(gib_on_llama3_8b: float) -> float:
+    """llama.cpp's quantize table gives whole-file sizes (GiB) for Llama-3-8B (8,030,261,248 params).
+
+    >>> round(_gguf_bpw(4.58), 2)  # Q4_K_M
+    4.9
+    """
+    return gib_on_llama3_8b * 2**30 * 8 / 8_030_261_248
+
+
+PRECISIONS: dict[str, Precision] = {
+    p.key: p
+    for p in (
+        Precision("fp32", "fp32", 32, "float"),
+        Precision("fp16", "fp16", 16, "float"),
+        Precision("bf16", "bf16", 16, "float"),
+        Precision("int8", "int8 (bitsandbytes)", 8, "bnb8", note="LLM.int8: fp32 scale per row"),
+        Precision("nf4", "nf4 (bitsandbytes)", 4, "bnb4", note="fp32 absmax per 64 weights"),
+        Precision("nf4-dq", "nf4 + double quant", 4, "bnb4", True, "8-bit absmax per 64 weights"),
+        Precision("fp4", "fp4 (bitsandbytes)", 4, "bnb4", note="fp32 absmax per 64 weights"),
+        # GGUF block formats: Q8_0 = 32 int8 + one fp16 scale per block = 34 B / 32 weights.
+        Precision("q8_0", "GGUF Q8_0", 34 * 8 / 32, "gguf", note="exact block size"),
+        Precision("q6_k", "GGUF Q6_K", 210 * 8 / 256, "gguf", note="exact block size"),
+        Precision(
+            "q5_k_m", "GGUF Q5_K_M", _gguf_bpw(5.33), "gguf", note="mix; llama.cpp, Llama-3-8B"
+        ),
+        Precision(
+            "q4_k_m", "GGUF Q4_K_M", _gguf_bpw(4.58), "gguf", note="mix; llama.cpp, Llama-3-8B"
+        ),
+        Precision("q4_0", "GGUF Q4_0", 18 * 8 / 32, "gguf", note="exact block size"),
+        Precision(
+            "q3_k_m", "GGUF Q3_K_M", _gguf_bpw(3.74), "gguf", note="mix; llama.cpp, Llama-3-8B"
+        ),
+        Precision("q2_k", "GGUF Q2_K", _gguf_bpw(2.96), "gguf", note="mix; llama.cpp, Llama-3-8B"),
+    )
+}
+
+#: bytes per element of the dtypes that non-quantized parts and the KV cache can use
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+
+BNB_BLOCK = 64  # bitsandbytes 4-bit: weights per absmax
+BNB_NESTED_BLOCK = 256  # double quant: absmax values per second-level fp32 scale
+BNB_CODE_ENTRIES = 16  # 4-bit code table (fp32) per layer
+BNB_NESTED_CODE_ENTRIES = 256  # 8-bit code table for the quantized absmax (fp32) per layer
+
+
+def get_precision(key: str) -> Precision:
+    if key not in PRECISIONS:
+        raise UserError(
+            f"Unknown precision '{str(key)[:20]}'. Choose one of: {', '.join(PRECISIONS)}.",
+            key="mem_precision_unknown",
+            precision=str(key)[:20],
+        )
+    return PRECISIONS[key]
+
+
+# --- the textbook formula -----------------------------------------------------------------------
+
+_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+_NUMBER = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)$")
+
+
+def parse_param_count(value: object) -> int:
+    """A parameter count from a number or text such as ``"1.5B"``, ``"175e9"``, ``"135M"``.
+
+    >>> parse_param_count("1.5B"), parse_param_count("135m"), parse_param_count(7e9)
+    (1500000000, 135000000, 7000000000)
+    """
+    if isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        raw = str(value or "").strip().lower().replace(",", "").replace("_", "").replace(" ", "")
+        match = _NUMBER.match(raw)
+        if not match:
+            raise UserError(
+                f"'{str(value)[:40]}' is not a parameter count. Type a number such as 1.5B, "
+                "175e9 or 135M (K = thousand, M = million, B = billion, T = trillion).",
+                key="mem_params_not_number",
+                value=str(value)[:40],
+            )
+        number = float(match.group(1)) * _SUFFIX[match.group(2)]
+    if not math.isfinite(number) or number < 1:
+        raise UserError(
+            "The parameter count must be at least 1 (a model with 0 or fewer parameters "
+            "has nothing to store). Try 1.5B.",
+            key="mem_params_too_small",
+        )
+    if number > config.MEMORY_MAX_PARAMS:
+        raise UserError(
+            f"{number:.3g} parameters is far beyond any model built so far (the largest are a few "
+            f"trillion). Enter at most {config.MEMORY_MAX_PARAMS:.0e}.",
+            key="mem_params_too_large",
+            value=f"{number:.3g}",
+            limit=f"{config.MEMORY_MAX_PARAMS:.0e}",
+        )
+    return int(round(number))
+
+
+def weights_bytes(params: int, bits: float) -> float:
+    """The textbook formula: parameters x bits / 8.
+
+    >>> weights_bytes(1_500_000_000, 32) / GB
+    6.0
+    """
+    return params * bits / 8
+
+
+def cards_needed(model_bytes: float, card_gb: float, overhead_bytes: float = 0.0) -> int:
+    """How many cards of ``card_gb`` (advertised, decimal) hold ``model_bytes`` when each card
+    also spends ``overhead_bytes`` on its own runtime. 0 when nothing needs storing.
+
+    >>> cards_needed(350e9, 24)  # GPT-3 at 16 bits on RTX 4090s
+    15
+    """
+    usable = card_gb * GB - overhead_bytes
+    if usable <= 0:
+        raise UserError("The runtime overhead alone fills this card.", key="mem_card_too_small")
+    return 0 if model_bytes <= 0 else math.ceil(model_bytes / usable - 1e-9)
+
+
+@dataclass(frozen=True)
+class Gpu:
+    key: str
+    label: str
+    gb: float  # advertised capacity, read as decimal GB
+
+
+GPUS: tuple[Gpu, ...] = (
+    Gpu("8", "8 GB (RTX 4060)", 8),
+    Gpu("16", "16 GB (T4)", 16),
+    Gpu("24", "24 GB (RTX 4090)", 24),
+    Gpu("48", "48 GB (L40S)", 48),
+    Gpu("80", "80 GB (A100/H100)", 80),
+    Gpu("141", "141 GB (H200)", 141),
+)
+
+TEXTBOOK_BITS = (32, 16, 8, 4)
+
+
+@dataclass(frozen=True)
+class TextbookRow:
+    name: str
+    params: int
+    gb: tuple[float, ...]  # one per TEXTBOOK_BITS
+    rtx4090_at_16bit: int
+
+
+def textbook_row(name: str, params: int) -> TextbookRow:
+    """Weights-only sizes at 32 / 16 / 8 / 4 bits and how many 24 GB cards the 16-bit weights need."""
+    gbs = tuple(weights_bytes(params, b) / GB for b in TEXTBOOK_BITS)
+    return TextbookRow(name, params, gbs, cards_needed(weights_bytes(params, 16), 24))
+
+
+# --- architecture -> parameters by component ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a model's config says about its shapes (the numbers in ``config.json``)."""
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    tied_embeddings: bool
+    gated_mlp: bool = True  # SwiGLU / GeGLU: gate, up and down projections
+    attention_bias: bool = False  # Qwen2: biases on q, k, v
+    norms_per_layer: int = 2  # Gemma 3: 4 (pre and post norms around attention and MLP)
+    qk_norm: bool = False  # Gemma 3: an RMSNorm of head_dim on queries and on keys
+    num_experts: int = 0  # 0 = dense MLP
+    experts_per_token: int = 0
+    sliding_window: int | None = None  # tokens a sliding-window layer keeps in its KV cache
+    sliding_layers: int = 0  # how many layers use the sliding window
+    max_context: int = 0  # trained context length
+    buffers: int = 0  # non-parameter tensors (rotary tables), elements
+
+
+@dataclass(frozen=True)
+class LinearGroup:
+    """``count`` nn.Linear weights of shape (out_features, in_features): what bitsandbytes converts."""
+
+    out_features: int
+    in_features: int
+    count: int
+
+    @property
+    def params(self) -> int:
+        return self.out_features * self.in_features * self.count
+
+
+@dataclass(frozen=True)
+class ParamBreakdown:
+    """Parameters by what a loader does with them."""
+
+    embeddings: int  # token embedding table (shared with lm_head when tied)
+    lm_head: int  # 0 when tied to the embeddings
+    linear: tuple[LinearGroup, ...]  # converted by bitsandbytes
+    linear_bias: int  # biases of those layers (bitsandbytes keeps them unquantized)
+    norms: int
+    experts: int = 0  # fused 3-D MoE expert tensors: not nn.Linear, so bitsandbytes skips them
+    other: int = 0  # e.g. the MoE router, anything else
+    buffers: int = 0  # elements of non-parameter tensors (rotary tables), stored as fp32
+
+    @property
+    def linear_params(self) -> int:
+        return sum(g.params for g in self.linear)
+
+    @property
+    def total(self) -> int:
+        return (
+            self.embeddings
+            + self.lm_head
+            + self.linear_params
+            + self.linear_bias
+            + self.norms
+            + self.experts
+            + self.other
+        )
+
+
+def analytic_breakdown(arch: Architecture) -> ParamBreakdown:
+    """Count parameters from the shapes alone (tested equal to transformers' meta-device count).
+
+    SmolLM2-135M: 49152 x 576 embeddings (tied), 30 layers of q, k, v, o and gate, up, down:
+    >>> b = analytic_breakdown(Architecture(49152, 576, 30, 9, 3, 64, 1536, True))
+    >>> b.total
+    134515008
+    """
+    d, L, hd = arch.hidden_size, arch.num_layers, arch.head_dim
+    q, kv = arch.num_heads * hd, arch.num_kv_heads * hd
+    attention = [LinearGroup(q, d, L), LinearGroup(kv, d, 2 * L), LinearGroup(d, q, L)]
+    mlp_in = 2 if arch.gated_mlp else 1
+    mlp = [
+        LinearGroup(arch.intermediate_size, d, mlp_in * L),
+        LinearGroup(d, arch.intermediate_size, L),
+    ]
+    experts = other = 0
+    if arch.num_experts:
+        experts = arch.num_experts * sum(g.params for g in mlp)
+        other = L * arch.num_experts * d  # router
+        mlp = []
+    linear = tuple(_merge(attention + mlp))
+    norms = L * arch.norms_per_layer * d + d + (2 * L * hd if arch.qk_norm else 0)
+    return ParamBreakdown(
+        embeddings=arch.vocab_size * d,
+        lm_head=0 if arch.tied_embeddings else arch.vocab_size * d,
+        linear=linear,
+        linear_bias=(q + 2 * kv) * L if arch.attention_bias else 0,
+        norms=norms,
+        experts=experts,
+        other=other,
+        buffers=arch.buffers,
+    )
+
+
+def _merge(groups: list[LinearGroup]) -> list[LinearGroup]:
+    """Merge groups of equal shape (q_proj and o_proj are both d x d in most models)."""
+    counts: dict[tuple[int, int], int] = {}
+    for g in groups:
+        counts[(g.out_features, g.in_features)] = (
+            counts.get((g.out_features, g.in_features), 0) + g.count
+        )
+    return [LinearGroup(o, i, c) for (o, i), c in counts.items()]
+
+
+# --- parameters -> bytes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Component:
+    key: str  # embeddings | lm_head | linear | experts | norms_bias | other | constants | buffers | weights | kv_cache | overhead
+    params: int
+    bytes: float
+    dtype: str
+    quantized: bool = False
+    estimate: bool = False  # a rough figure, not a count
+
+
+def quant_constant_bytes(groups: tuple[LinearGroup, ...], precision: Precision) -> float:
+    """Bytes of bitsandbytes' quantization state for these layers (the exact rule; see module doc).
+
+    One 576 x 576 layer: int8 keeps 576 fp32 row scales; nf4 keeps 5184 fp32 absmax + 16 codes:
+    >>> g = (LinearGroup(576, 576, 1),)
+    >>> quant_constant_bytes(g, PRECISIONS["int8"]), quant_constant_bytes(g, PRECISIONS["nf4"])
+    (2304, 20800)
+    """
+    if precision.kind == "bnb8":
+        return sum(4 * g.out_features * g.count for g in groups)
+    if precision.kind != "bnb4":
+        return 0
+    total = 0
+    for g in groups:
+        blocks = math.ceil(g.out_features * g.in_features / BNB_BLOCK)
+        if precision.double_quant:
+            nested = math.ceil(blocks / BNB_NESTED_BLOCK)
+            per_layer = blocks + 4 * nested + 4 * BNB_NESTED_CODE_ENTRIES + 4  # + fp32 offset
+        else:
+            per_layer = 4 * blocks
+        total += (per_layer + 4 * BNB_CODE_ENTRIES) * g.count
+    return total
+
+
+def predict_weights(
+    breakdown: ParamBreakdown, precision: str, rest_dtype: str = "fp16"
+) -> tuple[Component, ...]:
+    """Bytes of every stored part of the model at ``precision``.
+
+    ``rest_dtype`` is the load dtype of what bitsandbytes leaves unquantized (``dtype=`` in
+    ``from_pretrained``; fp16 is usual on GPUs, llmviz loads fp32 on CPU). Float precisions store
+    everything in that float type; GGUF stores every matrix (embeddings too) at its bits per
+    weight and 1-D tensors (norms, biases) in fp32.
+
+    >>> b = ParamBreakdown(embeddings=1000, lm_head=0, linear=(LinearGroup(64, 64, 2),), linear_bias=0, norms=64)
+    >>> [(c.key, c.bytes, c.dtype) for c in predict_weights(b, "nf4", "fp32")]
+    [('linear', 4096, 'nf4'), ('embeddings', 4000, 'fp32'), ('norms_bias', 256, 'fp32'), ('constants', 640, 'fp32')]
+    """
+    p = get_precision(precision)
+    if rest_dtype not in DTYPE_BYTES:
+        raise UserError(f"Unknown dtype '{rest_dtype}'.", key="mem_dtype_unknown", dtype=rest_dtype)
+    if p.kind == "float":
+        rest, rest_label = DTYPE_BYTES[p.key], p.key
+    elif p.kind == "gguf":
+        rest, rest_label = 4, "fp32"
+    else:
+        rest, rest_label = DTYPE_BYTES[rest_dtype], rest_dtype
+    gguf = p.kind == "gguf"
+    short = p.label.removeprefix("GGUF ") if gguf else p.key  # "int8", "nf4", "Q4_K_M"
+
+    def matrix(key: str, params: int) -> Component:
+        """A weight matrix that is not an nn.Linear: quantized by GGUF only."""
+        if gguf:
+            return Component(key, params, params * p.bits / 8, short, True)
+        return Component(key, params, params * rest, rest_label)
+
+    parts = [
+        Component(
+            "linear",
+            breakdown.linear_params,
+            _linear_bytes(breakdown, p),
+            short,
+            p.kind != "float",
+        ),
+        matrix("embeddings", breakdown.embeddings),
+    ]
+    if breakdown.lm_head:
+        parts.append(matrix("lm_head", breakdown.lm_head))
+    if breakdown.experts:
+        parts.append(matrix("experts", breakdown.experts))
+    small = breakdown.norms + breakdown.linear_bias + breakdown.other
+    parts.append(Component("norms_bias", small, small * rest, rest_label))
+    constants = quant_constant_bytes(breakdown.linear, p)
+    if constants:
+        parts.append(
+            Component("constants", 0, constants, "uint8 + fp32" if p.double_quant else "fp32")
+        )
+    if breakdown.buffers:
+        parts.append(Component("buffers", 0, 4 * breakdown.buffers, "fp32"))
+    return tuple(parts)
+
+
+def _linear_bytes(breakdown: ParamBreakdown, p: Precision) -> float:
+    if p.kind == "float":
+        return breakdown.linear_params * DTYPE_BYTES[p.key]
+    if p.kind == "bnb4":  # two 4-bit values per byte, per layer (odd sizes round up)
+        return sum(
+            math.ceil(g.out_features * g.in_features / 2) * g.count for g in breakdown.linear
+        )
+    return breakdown.linear_params * p.bits / 8
+
+
+# --- KV cache, overhead, the whole picture ------------------------------------------------------
+
+
+def check_context_batch(context: object, batch: object) -> tuple[int, int]:
+    """Validate a context length and a batch size from the UI (numbers or numeric text)."""
+    ctx = _whole_number(context, "context")
+    bsz = _whole_number(batch, "batch")
+    if not 1 <= ctx <= config.MEMORY_MAX_CONTEXT:
+        raise UserError(
+            f"Context length must be between 1 and {config.MEMORY_MAX_CONTEXT:,} tokens "
+            f"(got {ctx:,}). It is the number of tokens the KV cache holds: prompt + answer.",
+            key="mem_context_range",
+            value=f"{ctx:,}",
+            limit=f"{config.MEMORY_MAX_CONTEXT:,}",
+        )
+    if not 1 <= bsz <= config.MEMORY_MAX_BATCH:
+        raise UserError(
+            f"Batch size must be between 1 and {config.MEMORY_MAX_BATCH} (got {bsz}): "
+            "it is how many sequences are generated at once.",
+            key="mem_batch_range",
+            value=str(bsz),
+            limit=str(config.MEMORY_MAX_BATCH),
+        )
+    return ctx, bsz
+
+
+def _whole_number(value: object, what: str) -> int:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number != int(number):
+        raise UserError(
+            f"The {what} must be a whole number (got '{str(value)[:20]}').",
+            key=f"mem_{what}_not_number",
+            value=str(value)[:20],
+        )
+    return int(number)
+
+
+def kv_cache_bytes(arch: Architecture, context: int, batch: int, kv_dtype: str = "fp16") -> int:
+    """K and V for every layer, KV head and token: 2 x layers x kv_heads x head_dim x tokens x batch x bytes.
+
+    Sliding-window layers keep at most ``sliding_window`` tokens. Llama 3 8B, 8192 tokens, fp16:
+    >>> arch = Architecture(128256, 4096, 32, 32, 8, 128, 14336, False)
+    >>> kv_cache_bytes(arch, 8192, 1) / 2**30
+    1.0
+    """
+    context, batch = check_context_batch(context, batch)
+    if kv_dtype not in DTYPE_BYTES:
+        raise UserError(f"Unknown dtype '{kv_dtype}'.", key="mem_dtype_unknown", dtype=kv_dtype)
+    per_token_layer = 2 * arch.num_kv_heads * arch.head_dim * DTYPE_BYTES[kv_dtype]
+    sliding = arch.sliding_layers if arch.sliding_window else 0
+    window = min(context, arch.sliding_window or context)
+    tokens = (arch.num_layers - sliding) * context + sliding * window
+    return per_token_layer * tokens * batch
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Everything one model needs on one device at one precision."""
+
+    precision: str
+    components: tuple[Component, ...]
+
+    @property
+    def model_bytes(self) -> float:
+        """Weights, constants and KV cache: what has to be spread over the cards."""
+        return sum(c.bytes for c in self.components if c.key != "overhead")
+
+    @property
+    def weights_bytes(self) -> float:
+        return sum(c.bytes for c in self.components if c.key not in ("overhead", "kv_cache"))
+
+    @property
+    def overhead_bytes(self) -> float:
+        return sum(c.bytes for c in self.components if c.key == "overhead")
+
+    @property
+    def total_bytes(self) -> float:
+        return self.model_bytes + self.overhead_bytes
+
+
+def estimate(
+    precision: str,
+    *,
+    params: int | None = None,
+    breakdown: ParamBreakdown | None = None,
+    arch: Architecture | None = None,
+    context: int = 4096,
+    batch: int = 1,
+    kv_dtype: str = "fp16",
+    rest_dtype: str = "fp16",
+    overhead_gb: float | None = None,
+) -> Estimate:
+    """The full estimate: weights by component (``breakdown``) or by the textbook formula
+    (``params`` only), the KV cache when the architecture is known, and the CUDA overhead estimate.
+    """
+    p = get_precision(precision)
+    if breakdown is not None:
+        parts = list(predict_weights(breakdown, precision, rest_dtype))
+    elif params is not None:
+        parts = [
+            Component(
+                "weights",
+                params,
+                weights_bytes(params, p.bits),
+                p.key if p.kind != "gguf" else p.label.removeprefix("GGUF "),
+                p.kind != "float",
+            )
+        ]
+        if p.kind == "bnb4":  # the absmax rule does not depend on the layout
+            parts.append(
+                Component(
+                    "constants",
+                    0,
+                    quant_constant_bytes((LinearGroup(params, 1, 1),), p) - 4 * BNB_CODE_ENTRIES,
+                    "fp32",
+                    estimate=True,
+                )
+            )
+    else:
+        raise ValueError("estimate() needs params or breakdown")
+    if arch is not None:
+        parts.append(
+            Component("kv_cache", 0, kv_cache_bytes(arch, context, batch, kv_dtype), kv_dtype)
+        )
+    else:
+        check_context_batch(context, batch)
+    overhead = config.MEMORY_CUDA_OVERHEAD_GB if overhead_gb is None else overhead_gb
+    if overhead:
+        parts.append(Component("overhead", 0, overhead * GB, "-", estimate=True))
+    return Estimate(precision, tuple(parts))
+
+
+@dataclass(frozen=True)
+class GpuFit:
+    gpu: Gpu
+    cards: int  # how many are needed (each with its own overhead)
+    fits_one: bool
+
+
+def gpu_fit(est: Estimate) -> tuple[GpuFit, ...]:
+    """For each card size: how many cards hold the model (each card pays the overhead once)."""
+    out = []
+    for gpu in GPUS:
+        usable = gpu.gb * GB - est.overhead_bytes
+        cards = cards_needed(est.model_bytes, gpu.gb, est.overhead_bytes) if usable > 0 else 0
+        out.append(GpuFit(gpu, cards, usable > 0 and cards <= 1))
+    return tuple(out)
+
+
+def check_precisions(keys: object) -> tuple[str, ...]:
+    """The ticked precisions, validated, in the calculator's order."""
+    chosen = (
+        [k for k in (keys or []) if isinstance(k, str)] if isinstance(keys, list | tuple) else []
+    )
+    if not chosen:
+        raise UserError("Tick at least one precision to compare.", key="mem_precisions_empty")
+    for k in chosen:
+        get_precision(k)
+    return tuple(k for k in PRECISIONS if k in chosen)
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """A model sized at several precisions, for the calculator's table, plot and GPU counts."""
+
+    name: str
+    params: int
+    arch: Architecture | None  # the attention shape, when known (KV cache)
+    breakdown: ParamBreakdown | None  # None: parameter count only (textbook formula)
+    estimates: tuple[Estimate, ...]
+    kv_bytes: int | None  # None when the attention shape is unknown
+    kv_bytes_without_gqa: int | None  # the same cache with one KV head per query head
+
+
+def size_model(
+    name: str,
+    precisions: object,
+    *,
+    params: int | None = None,
+    breakdown: ParamBreakdown | None = None,
+    arch: Architecture | None = None,
+    context: object = 4096,
+    batch: object = 1,
+    kv_dtype: str = "fp16",
+    rest_dtype: str = "fp16",
+) -> Sizing:
+    keys = check_precisions(precisions)
+    ctx, bsz = check_context_batch(context, batch)
+    total = breakdown.total if breakdown is not None else params
+    if total is None:
+        raise ValueError("size_model() needs params or breakdown")
+    ests = tuple(
+        estimate(
+            k,
+            params=total,
+            breakdown=breakdown,
+            arch=arch,
+            context=ctx,
+            batch=bsz,
+            kv_dtype=kv_dtype,
+            rest_dtype=rest_dtype,
+        )
+        for k in keys
+    )
+    kv = mha = None
+    if arch is not None:
+        kv = kv_cache_bytes(arch, ctx, bsz, kv_dtype)
+        mha = kv_cache_bytes(replace(arch, num_kv_heads=arch.num_heads), ctx, bsz, kv_dtype)
+    return Sizing(name, int(total), arch, breakdown, ests, kv, mha)

@@ -1,0 +1,182 @@
+"""Figures for the quantization & memory tab.
+
+Plain numbers and already-translated labels in, ``go.Figure`` out: the stacked memory bar with
+GPU lines, predicted vs measured bars, the weight histogram before/after, and the pixel view of a
+weight patch. Categories are plotted on integer positions with tick labels (plotly merges repeated
+category labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+FONT = dict(size=15, family="Noto Sans CJK JP, Noto Sans JP, system-ui, sans-serif")
+#: one colour per component key, stable across figures
+COLORS = {
+    "weights": "#4f46e5",
+    "linear": "#4f46e5",
+    "embeddings": "#0ea5e9",
+    "lm_head": "#14b8a6",
+    "experts": "#8b5cf6",
+    "norms_bias": "#94a3b8",
+    "constants": "#f59e0b",
+    "buffers": "#cbd5e1",
+    "kv_cache": "#ec4899",
+    "overhead": "#e5e7eb",
+}
+
+
+def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, x=0.01, font=dict(size=17)),
+        font=FONT,
+        height=height,
+        margin=dict(l=60, r=20, t=60, b=50),
+        plot_bgcolor="white",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0, font=dict(size=13)),
+    )
+    fig.update_yaxes(gridcolor="#e5e7eb", zeroline=False)
+    return fig
+
+
+def memory_bars(
+    columns: Sequence[str],
+    components: Sequence[tuple[str, str, Sequence[float]]],
+    gpu_lines: Sequence[tuple[str, float]],
+    title: str,
+    y_label: str,
+) -> go.Figure:
+    """Stacked bars: one column per precision; ``components`` = (key, label, GB per column).
+
+    ``gpu_lines`` = (label, GB) drawn as dashed lines (a card holds what is below its line).
+    """
+    fig = go.Figure()
+    x = list(range(len(columns)))
+    totals = np.zeros(len(columns))
+    for key, label, values in components:
+        vals = np.asarray(values, dtype=float)
+        if not np.any(vals > 0):
+            continue
+        totals += vals
+        fig.add_bar(
+            x=x,
+            y=vals,
+            name=label,
+            marker=dict(color=COLORS.get(key, "#64748b"), line=dict(width=0)),
+            hovertemplate=f"{label}: %{{y:.3g}} GB<extra></extra>",
+        )
+    top = float(totals.max()) if len(totals) else 1.0
+    for label, gb in gpu_lines:
+        if gb <= top * 1.6:
+            fig.add_hline(
+                y=gb,
+                line=dict(color="#dc2626", dash="dash", width=1.5),
+                annotation=dict(text=label, font=dict(size=12, color="#b91c1c"), xanchor="left"),
+                annotation_position="top left",
+            )
+    fig.add_scatter(
+        x=x,
+        y=totals,
+        mode="text",
+        text=[f"{t:.3g} GB" for t in totals],
+        textposition="top center",
+        showlegend=False,
+        hoverinfo="skip",
+        textfont=dict(size=14),
+    )
+    fig.update_layout(barmode="stack", bargap=0.35)
+    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=list(columns))
+    fig.update_yaxes(title=y_label, rangemode="tozero", range=[0, top * 1.18 if top else 1])
+    return _layout(fig, title, 460)
+
+
+def predicted_vs_measured(
+    labels: Sequence[str],
+    predicted_mb: Sequence[float],
+    measured_mb: Sequence[float],
+    names: tuple[str, str],
+    title: str,
+    y_label: str,
+) -> go.Figure:
+    x = list(range(len(labels)))
+    fig = go.Figure()
+    fig.add_bar(
+        x=x,
+        y=list(predicted_mb),
+        name=names[0],
+        marker_color="#a5b4fc",
+        hovertemplate="%{y:.1f} MB<extra></extra>",
+    )
+    fig.add_bar(
+        x=x,
+        y=list(measured_mb),
+        name=names[1],
+        marker_color="#4338ca",
+        hovertemplate="%{y:.1f} MB<extra></extra>",
+    )
+    fig.update_layout(barmode="group", bargap=0.3)
+    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=list(labels))
+    fig.update_yaxes(title=y_label, rangemode="tozero")
+    return _layout(fig, title, 380)
+
+
+def weight_histogram(
+    edges: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    names: tuple[str, str],
+    title: str,
+    x_label: str,
+    y_label: str,
+) -> go.Figure:
+    """Counts per bin of the original and the quantized weights (log scale: spikes and tails both show)."""
+    centers = (edges[:-1] + edges[1:]) / 2
+    width = float(edges[1] - edges[0])
+    fig = go.Figure()
+    fig.add_bar(
+        x=centers,
+        y=before,
+        width=width,
+        name=names[0],
+        marker_color="rgba(100,116,139,0.55)",
+        hovertemplate="%{x:.4f}: %{y}<extra></extra>",
+    )
+    fig.add_bar(
+        x=centers,
+        y=after,
+        width=width,
+        name=names[1],
+        marker_color="rgba(79,70,229,0.75)",
+        hovertemplate="%{x:.4f}: %{y}<extra></extra>",
+    )
+    fig.update_layout(barmode="overlay", bargap=0)
+    fig.update_xaxes(title=x_label)
+    fig.update_yaxes(title=y_label, type="log")
+    return _layout(fig, title, 380)
+
+
+def weight_patches(
+    before: np.ndarray, after: np.ndarray, titles: tuple[str, str], title: str
+) -> go.Figure:
+    """The same patch of weights before and after, as pixels on one shared blue-white-red scale."""
+    limit = float(max(np.abs(before).max(), np.abs(after).max(), 1e-12))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.06)
+    for col, data in ((1, before), (2, after)):
+        fig.add_heatmap(
+            z=data.astype(np.float32),
+            zmin=-limit,
+            zmax=limit,
+            colorscale="RdBu_r",
+            zmid=0,
+            showscale=col == 2,
+            row=1,
+            col=col,
+            hovertemplate="row %{y}, col %{x}: %{z:.4f}<extra></extra>",
+        )
+        fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+    return _layout(fig, title, 330)

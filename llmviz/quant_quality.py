@@ -1,0 +1,111 @@
+"""What quantization costs in quality: the same text through the same model at several precisions.
+
+For a fixed text, against the fp32 model as reference:
+
+* perplexity of the text (``llmviz.perplexity.score_text``, the labs tab's scorer);
+* next-token agreement: at every position, does the quantized model's most likely next token
+  equal the reference's? (1.0 = always);
+* KL divergence ``KL(P_ref || P_q)`` of the next-token distributions, averaged over positions,
+  in nats (0 = identical distributions);
+* and one greedy sample per precision, to read side by side.
+
+Models are passed in (``{precision: model}``); nothing is loaded here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from llmviz import config
+from llmviz.perplexity import prefix_token_id, score_text
+
+#: The fixed text: plain English prose both default models read well (Gemma also reads Japanese).
+QUALITY_TEXT = (
+    "The sun rose slowly over the quiet harbour. Fishermen were already pulling their boats onto "
+    "the sand, and the smell of salt and coffee drifted through the narrow streets. A small girl "
+    "ran down to the water, holding her grandfather's hand, and asked him why the sea never "
+    "stopped moving. He smiled and told her that the moon pulls the water toward it, a little "
+    "every day, and that the tides are the sea's way of answering."
+)
+SAMPLE_PROMPT = "The three most important things to know about the ocean are"
+
+
+@dataclass(frozen=True)
+class QualityRow:
+    precision: str
+    perplexity: float
+    agreement: float  # share of positions whose top-1 next token equals the reference's
+    kl: float  # mean KL(P_ref || P_this), nats
+    tokens: int  # positions compared
+
+
+def _ids(tokenizer: Any, token_ids: list[int] | tuple[int, ...]) -> torch.Tensor:
+    """The prefix token (BOS, as the perplexity scorer uses) + the text's tokens, shape (1, T)."""
+    prefix = prefix_token_id(tokenizer)
+    return torch.tensor([([prefix] if prefix is not None else []) + list(token_ids)])
+
+
+@torch.inference_mode()
+def _log_probs(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    device = next(model.parameters()).device
+    logits = model(ids.to(device)).logits[0].float()  # (T, vocab)
+    return torch.log_softmax(logits, dim=-1).cpu()
+
+
+def compare_quality(
+    models: Mapping[str, Any],
+    tokenizer: Any,
+    text: str = QUALITY_TEXT,
+    reference: str = "fp32",
+    max_tokens: int = config.MEMORY_QUALITY_TEXT_TOKENS,
+    progress: Callable[[float, str], None] | None = None,
+) -> tuple[QualityRow, ...]:
+    """One row per precision in ``models`` (the reference's row has agreement 1 and KL 0)."""
+    if reference not in models:
+        raise ValueError(f"the reference precision {reference!r} must be among the models")
+    ref_score = score_text(models[reference], tokenizer, text, max_tokens=max_tokens)  # validates
+    ids = _ids(tokenizer, ref_score.token_ids)
+    ref = _log_probs(models[reference], ids)
+    rows = []
+    for i, (precision, model) in enumerate(models.items()):
+        if progress:
+            progress(i / len(models), f"Scoring the text at {precision}")
+        if precision == reference:
+            lp, score = ref, ref_score
+        else:
+            lp, score = (
+                _log_probs(model, ids),
+                score_text(model, tokenizer, text, max_tokens=max_tokens),
+            )
+        agreement = float((lp.argmax(-1) == ref.argmax(-1)).float().mean())
+        kl = float((ref.exp() * (ref - lp)).sum(-1).mean())
+        rows.append(
+            QualityRow(precision, score.perplexity, agreement, max(kl, 0.0), int(ids.shape[1]))
+        )
+    return tuple(rows)
+
+
+@torch.inference_mode()
+def greedy_sample(
+    model: Any,
+    tokenizer: Any,
+    prompt: str = SAMPLE_PROMPT,
+    max_new_tokens: int = config.MEMORY_SAMPLE_NEW_TOKENS,
+) -> str:
+    """The greedy continuation of ``prompt`` (deterministic, so precisions are comparable)."""
+    ids = _ids(tokenizer, tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    device = next(model.parameters()).device
+    out = model.generate(
+        ids.to(device),
+        attention_mask=torch.ones_like(ids).to(device),
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id
+        if tokenizer.pad_token_id is not None
+        else tokenizer.eos_token_id,
+    )
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
