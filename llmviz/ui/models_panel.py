@@ -10,13 +10,15 @@ from __future__ import annotations
 import gradio as gr
 
 from llmviz.models import CATALOG, PRECISIONS, offered_keys
-from llmviz.ui.common import MODEL, get_model, handler, model_dropdown
+from llmviz.ui.common import MODEL, get_model, handler
 from llmviz.ui.i18n import lang_of, t, text
 
 
 def catalog_rows(lang: str) -> list[list[str]]:
+    """Every catalog entry: the offered ones first, then the Hub presets (loadable here by key)."""
+    keys = offered_keys() + [k for k in CATALOG if k not in offered_keys()]
     rows = []
-    for key in offered_keys():
+    for key in keys:
         s = CATALOG[key]
         rows.append(
             [
@@ -66,7 +68,14 @@ def build() -> None:
             wrap=True,
         )
         with gr.Row():
-            name = model_dropdown(t("common.model"), value=offered_keys()[0], scale=3)
+            name = gr.Dropdown(
+                choices=[(s.display, k) for k, s in CATALOG.items()],
+                value=offered_keys()[0],
+                label=t("common.model"),
+                info=t("models.any_hub_id"),
+                allow_custom_value=True,
+                scale=3,
+            )
             precision = gr.Dropdown(
                 choices=list(PRECISIONS), value="bf16", label=t("common.precision"), scale=1
             )
