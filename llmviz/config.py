@@ -61,6 +61,9 @@ SAMPLING_CURVE_N = 200  # points of the cumulative (top-p) curve
 SAMPLING_EXPERIMENT_TEMPERATURES = (0.0, 0.5, 1.0, 1.5, 2.0)  # the textbook's experiment
 SAMPLING_EXPERIMENT_SAMPLES = 3
 SAMPLING_EXPERIMENT_TOKENS = 20
+SAMPLING_EXPERIMENT_MAX_TOKENS = 50
+# fp32 like the attention tab: on CPUs without avx512_bf16 bf16 matmuls are many times slower.
+SAMPLING_PRECISION = os.environ.get("LLMVIZ_SAMPLING_PRECISION", "fp32")
 
 # --- memory tab ---
 MEMORY_MAX_PARAMS = 1e13  # 10 trillion: above every model built so far; 1e15 is refused

@@ -1,0 +1,223 @@
+"""Figures and HTML for the sampling tab: candidate bars, the top-p curve, the colored text.
+
+Plain numbers and already-translated strings in, ``go.Figure`` / HTML out; no maths beyond
+picking colors. Bars sit on integer positions with ``ticktext`` labels (plotly would merge two
+candidates that look alike).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+ORIGINAL = "#a5b4fc"  # indigo-300: the model's own probabilities (T = 1)
+TEMPERED = "#4f46e5"  # indigo-600: after temperature
+FINAL = "#f59e0b"  # amber-500: renormalized over the survivors (what is sampled from)
+REMOVED = "#d1d5db"  # gray-300
+CHOSEN = "#dc2626"  # red-600
+FONT = dict(size=15, family="Noto Sans CJK JP, Noto Sans JP, system-ui, sans-serif")
+
+
+@dataclass(frozen=True)
+class CandidateBars:
+    """One bar group per candidate, most likely first."""
+
+    labels: Sequence[str]
+    original: Sequence[float]
+    tempered: Sequence[float]
+    final: Sequence[float]
+    removed_by: Sequence[str]  # "" for survivors, else the (translated) filter that removed it
+    chosen: int | None = None  # position in the list of the chosen token, if shown
+
+
+def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, x=0.01, font=dict(size=17)),
+        height=height,
+        margin=dict(l=60, r=20, t=60, b=90),
+        font=FONT,
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        bargap=0.25,
+        bargroupgap=0.05,
+    )
+    fig.update_yaxes(gridcolor="#eef2f7", zeroline=False)
+    return fig
+
+
+def candidates_figure(bars: CandidateBars, names: dict[str, str], title: str) -> go.Figure:
+    """Grouped bars: original (T = 1), after temperature, final; removed candidates greyed.
+
+    ``names`` gives the legend texts for keys ``original``, ``tempered``, ``final``, ``removed``
+    and the y-axis title ``probability``.
+    """
+    n = len(bars.labels)
+    x = list(range(n))
+    removed = [bool(r) for r in bars.removed_by]
+    fig = go.Figure()
+    fig.add_bar(
+        x=x,
+        y=list(bars.original),
+        name=names["original"],
+        marker_color=ORIGINAL,
+        hovertemplate="%{customdata}<br>p = %{y:.4f}<extra></extra>",
+        customdata=list(bars.labels),
+    )
+    fig.add_bar(
+        x=x,
+        y=list(bars.tempered),
+        name=names["tempered"],
+        marker_color=[REMOVED if r else TEMPERED for r in removed],
+        marker_line=dict(color=["#9ca3af" if r else TEMPERED for r in removed], width=1),
+        hovertemplate="%{customdata}<br>p = %{y:.4f}<extra></extra>",
+        customdata=list(bars.labels),
+    )
+    fig.add_bar(
+        x=x,
+        y=list(bars.final),
+        name=names["final"],
+        marker_color=FINAL,
+        hovertemplate="%{customdata}<br>p = %{y:.4f}<extra></extra>",
+        customdata=list(bars.labels),
+    )
+    # a grey legend entry explaining the grey bars
+    fig.add_bar(x=[None], y=[None], name=names["removed"], marker_color=REMOVED, showlegend=True)
+    top = max([*bars.original, *bars.tempered, *bars.final, 1e-9])
+    for i, why in enumerate(bars.removed_by):
+        if why:
+            fig.add_annotation(
+                x=i,
+                y=max(bars.original[i], bars.tempered[i]),
+                text=f"✕ {html.escape(why)}",
+                showarrow=False,
+                yshift=12,
+                font=dict(size=11, color="#6b7280"),
+                textangle=-90,
+                yanchor="bottom",
+            )
+    if bars.chosen is not None and 0 <= bars.chosen < n:
+        fig.add_annotation(
+            x=bars.chosen, y=top * 1.18, text="▼", showarrow=False, font=dict(size=20, color=CHOSEN)
+        )
+    colors = ["#9ca3af" if r else "#111827" for r in removed]
+    ticktext = [
+        f"<span style='color:{c}'>{html.escape(lbl)}</span>"
+        for lbl, c in zip(bars.labels, colors, strict=True)
+    ]
+    fig.update_xaxes(
+        tickmode="array", tickvals=x, ticktext=ticktext, tickangle=-45 if n > 12 else 0
+    )
+    fig.update_yaxes(title=names["probability"], range=[0, top * 1.3], tickformat=".0%")
+    return _layout(fig, title, 440)
+
+
+def nucleus_figure(
+    cumulative: Sequence[float],
+    top_p: float,
+    nucleus_size: int,
+    names: dict[str, str],
+    title: str,
+) -> go.Figure:
+    """The cumulative probability of the candidates (most likely first) that top-p measures.
+
+    Draws the ``top_p`` threshold and marks where the nucleus ends (``nucleus_size`` tokens).
+    ``names``: ``curve``, ``threshold``, ``nucleus``, ``rank``, ``cumulative``.
+    """
+    ranks = list(range(1, len(cumulative) + 1))
+    fig = go.Figure()
+    fig.add_scatter(
+        x=ranks,
+        y=list(cumulative),
+        mode="lines+markers",
+        name=names["curve"],
+        line=dict(color=TEMPERED, width=3),
+        marker=dict(size=5),
+        hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+    )
+    if top_p < 1.0:
+        fig.add_hline(y=top_p, line=dict(color=FINAL, dash="dash", width=2))
+        fig.add_annotation(
+            x=1,
+            xref="paper",
+            y=top_p,
+            text=f"{names['threshold']} = {top_p:g}",
+            showarrow=False,
+            xanchor="right",
+            yshift=10,
+            font=dict(color="#b45309"),
+        )
+    if 1 <= nucleus_size <= len(cumulative):
+        y_end = cumulative[nucleus_size - 1]
+        fig.add_vline(x=nucleus_size, line=dict(color=CHOSEN, dash="dot", width=2))
+        fig.add_scatter(
+            x=[nucleus_size],
+            y=[y_end],
+            mode="markers",
+            name=names["nucleus"],
+            marker=dict(color=CHOSEN, size=13, symbol="diamond"),
+            hovertemplate=f"{html.escape(names['nucleus'])}: %{{x}}<extra></extra>",
+        )
+    fig.update_xaxes(title=names["rank"], type="log" if len(cumulative) > 30 else "linear")
+    fig.update_yaxes(title=names["cumulative"], range=[0, 1.05], tickformat=".0%")
+    return _layout(fig, title, 360)
+
+
+# --- HTML ------------------------------------------------------------------------------------------
+def prob_color(prob: float) -> str:
+    """Background for a token: green when the model was sure, through yellow, to red when unlikely."""
+    p = min(max(prob, 0.0), 1.0)
+    # hue 0 (red) .. 130 (green) on a log scale: 1% and below is red, 50% and above is green
+    t = 0.0 if p <= 0.01 else min(1.0, math.log10(p / 0.01) / math.log10(50))
+    return f"hsl({int(130 * t)}, 75%, 82%)"
+
+
+@dataclass(frozen=True)
+class ColoredPiece:
+    text: str
+    prob: float
+    rank: int
+    forced: bool
+    tooltip: str
+
+
+def colored_text_html(prompt: str, pieces: Sequence[ColoredPiece], legend: str, empty: str) -> str:
+    """The prompt in plain ink, then each generated token on a background colored by its probability."""
+    spans = []
+    for piece in pieces:
+        border = "2px dashed #dc2626" if piece.forced else "1px solid rgba(0,0,0,0.08)"
+        spans.append(
+            f"<span title='{html.escape(piece.tooltip, quote=True)}' style='background:"
+            f"{prob_color(piece.prob)};border:{border};border-radius:4px;padding:1px 2px;"
+            f"margin:0 1px;white-space:pre-wrap'>{html.escape(piece.text)}"
+            f"<sub style='font-size:0.6em;color:#374151'>{piece.rank}</sub></span>"
+        )
+    body = "".join(spans) if spans else f"<span style='color:#9ca3af'>{html.escape(empty)}</span>"
+    scale = "".join(
+        f"<span style='background:{prob_color(p)};padding:1px 6px;border-radius:3px;margin-right:2px'>"
+        f"{p:.0%}</span>"
+        for p in (0.01, 0.05, 0.2, 0.5)
+    )
+    return (
+        "<div style='font-size:1.35em;line-height:2.0;padding:10px 14px;border:1px solid #e5e7eb;"
+        "border-radius:8px;background:white;color:#111827'>"
+        f"<span style='white-space:pre-wrap'>{html.escape(prompt)}</span>{body}</div>"
+        f"<div style='font-size:0.85em;color:#4b5563;margin-top:4px'>{html.escape(legend)} {scale}</div>"
+    )
+
+
+def stat_cards_html(cards: Sequence[tuple[str, str, str]]) -> str:
+    """Big numbers for the projector: (label, value, one-line explanation) each."""
+    items = "".join(
+        "<div style='flex:1 1 160px;border:1px solid #e5e7eb;border-radius:10px;padding:10px 12px;"
+        "background:#f8fafc'>"
+        f"<div style='font-size:0.85em;color:#4b5563'>{html.escape(label)}</div>"
+        f"<div style='font-size:1.8em;font-weight:700;color:#312e81'>{html.escape(value)}</div>"
+        f"<div style='font-size:0.8em;color:#6b7280'>{html.escape(hint)}</div></div>"
+        for label, value, hint in cards
+    )
+    return f"<div style='display:flex;gap:10px;flex-wrap:wrap'>{items}</div>"
