@@ -69,25 +69,33 @@ def check_text(text: Any, max_chars: int = config.MAX_TEXT_CHARS) -> list[str]:
 # --- tokenizing with several tokenizers --------------------------------------------------------
 @dataclass(frozen=True)
 class Tokenized:
-    """One tokenizer's view of the text."""
+    """One tokenizer's view of the text.
+
+    Counts cover the whole text; ``pieces`` only the first ``display_max`` tokens (drawing
+    thousands of spans helps nobody; ``all_pieces`` rebuilds the rest for the CSV).
+    """
 
     key: str
     display: str
     kind: str
     vocab_size: int | None
-    pieces: list[TokenPiece]
+    pieces: list[TokenPiece]  # the first tokens, for display
+    n_pieces: int  # all tokens, special ones included
+    n_tokens: int  # all tokens, special ones excluded
+    n_split_tokens: int  # tokens holding part of a character
     n_chars: int
     n_bytes: int
+    ids: list[int] = field(default_factory=list)  # every id ([] for tokenizers without ids)
     annotations: list[str] | None = None  # e.g. part of speech per word (janome)
     has_ids: bool = True
 
     @property
-    def n_tokens(self) -> int:
-        return sum(not p.special for p in self.pieces)
+    def n_special(self) -> int:
+        return self.n_pieces - self.n_tokens
 
     @property
-    def n_special(self) -> int:
-        return sum(p.special for p in self.pieces)
+    def truncated(self) -> bool:
+        return len(self.pieces) < self.n_pieces
 
     @property
     def chars_per_token(self) -> float:
@@ -97,14 +105,26 @@ class Tokenized:
     def bytes_per_token(self) -> float:
         return self.n_bytes / self.n_tokens if self.n_tokens else 0.0
 
-    @property
-    def n_split_chars(self) -> int:
-        """Characters whose bytes are spread over several tokens."""
-        return len({p.group for p in self.pieces if p.partial and p.text})
+
+def _count_split(raws: Sequence[bytes]) -> int:
+    n = 0
+    for raw in raws:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            n += 1
+    return n
 
 
-def tokenize_one(adapter: Any, text: str, add_special: bool = True) -> Tokenized:
-    """``adapter``'s pieces of ``text`` plus its counts (special tokens are not counted)."""
+def tokenize_one(
+    adapter: Any,
+    text: str,
+    add_special: bool = True,
+    display_max: int = config.TOK_DISPLAY_MAX_TOKENS,
+) -> Tokenized:
+    """``adapter``'s tokens of ``text``: counts over all of it, pieces for the first tokens."""
+    from llmviz.tokens import token_pieces
+
     info = adapter.info
     if info.kind == "morphological analyzer" and len(text) > config.TOK_JANOME_MAX_CHARS:
         raise UserError(
@@ -114,19 +134,52 @@ def tokenize_one(adapter: Any, text: str, add_special: bool = True) -> Tokenized
             name=info.display,
             limit=f"{config.TOK_JANOME_MAX_CHARS:,}",
         )
-    pieces = adapter.pieces(text, add_special)
-    annotate = getattr(adapter, "annotations", None)
-    return Tokenized(
+    common = dict(
         key=info.key,
         display=info.display,
         kind=info.kind,
         vocab_size=adapter.vocab_size,
-        pieces=pieces,
         n_chars=len(text),
         n_bytes=len(text.encode("utf-8")),
-        annotations=annotate(text) if callable(annotate) else None,
-        has_ids=all(p.id >= 0 for p in pieces),
     )
+    if adapter.vocab_size is None:  # words without ids (janome)
+        pieces = adapter.pieces(text, add_special)
+        annotate = getattr(adapter, "annotations", None)
+        notes = annotate(text) if callable(annotate) else None
+        return Tokenized(
+            pieces=pieces[:display_max],
+            n_pieces=len(pieces),
+            n_tokens=len(pieces),
+            n_split_tokens=0,
+            annotations=notes[:display_max] if notes else None,
+            has_ids=False,
+            **common,
+        )
+    ids = adapter.encode(text, add_special)
+    specials = adapter.special_ids
+    n_special = sum(1 for i in ids if i in specials)
+    # extend the shown prefix to the end of a split character, never cut one in half
+    cut = min(display_max, len(ids))
+    raws = adapter.token_bytes(ids)
+    while cut < len(ids) and raws[cut][:1] and 0x80 <= raws[cut][0] < 0xC0:
+        cut += 1
+    return Tokenized(
+        pieces=token_pieces(adapter, ids[:cut]),
+        n_pieces=len(ids),
+        n_tokens=len(ids) - n_special,
+        n_split_tokens=_count_split(raws),
+        ids=ids,
+        **common,
+    )
+
+
+def all_pieces(adapter: Any, result: Tokenized) -> list[TokenPiece]:
+    """Every piece of a result (``result.pieces`` may hold only the first ones)."""
+    from llmviz.tokens import token_pieces
+
+    if not result.truncated or not result.has_ids:
+        return list(result.pieces)
+    return token_pieces(adapter, result.ids)
 
 
 def tokenize_many(adapters: Sequence[Any], text: str, add_special: bool = True) -> list[Tokenized]:
@@ -156,8 +209,8 @@ def table_rows(pieces: Sequence[TokenPiece]) -> list[list[Any]]:
     ]
 
 
-def table_csv(results: Sequence[Tokenized]) -> str:
-    """CSV of every token of every tokenizer (first column: the tokenizer).
+def table_csv(results: Sequence[tuple[str, Sequence[TokenPiece]]]) -> str:
+    """CSV of every token of every tokenizer: ``(tokenizer key, pieces)`` pairs in.
 
     The ``text`` column holds the exact characters the token belongs to, so a spreadsheet shows
     Japanese correctly; ``bytes`` holds its hex bytes.
@@ -165,9 +218,9 @@ def table_csv(results: Sequence[Tokenized]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["tokenizer", *TABLE_HEADERS[:3], "text", *TABLE_HEADERS[3:]])
-    for r in results:
-        for p, row in zip(r.pieces, table_rows(r.pieces), strict=True):
-            writer.writerow([r.key, *row[:3], p.text, *row[3:]])
+    for key, pieces in results:
+        for p, row in zip(pieces, table_rows(pieces), strict=True):
+            writer.writerow([key, *row[:3], p.text, *row[3:]])
     return out.getvalue()
 
 
@@ -307,7 +360,9 @@ def parse_parallel(text: str) -> dict[str, str]:
     return out
 
 
-def language_premium(adapters: Sequence[Any], sentences: dict[str, str], base: str = "en") -> Premium:
+def language_premium(
+    adapters: Sequence[Any], sentences: dict[str, str], base: str = "en"
+) -> Premium:
     """Count the tokens of each sentence with each (subword) tokenizer.
 
     ``base`` must be one of the languages: ratios are measured against it.

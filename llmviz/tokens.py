@@ -298,10 +298,16 @@ def _run_pieces(
     char_starts = {c[0] for c in chars} | {len(buf)}
     pieces: list[TokenPiece] = []
     group = first_group - 1
+    ci = 0  # first character that may overlap the current token (both lists are in order)
     for k, ((s, e), idx, raw) in enumerate(zip(bounds, ids, raws, strict=True)):
         if s in char_starts:
             group += 1
-        touched = "".join(ch for cs, ce, ch in chars if ch is not None and cs < e and ce > s)
+        while ci < len(chars) and chars[ci][1] <= s:
+            ci += 1
+        cj = ci
+        while cj < len(chars) and chars[cj][0] < e:
+            cj += 1
+        touched = "".join(ch for _, _, ch in chars[ci:cj] if ch is not None)
         pieces.append(
             TokenPiece(
                 index=start_index + k,

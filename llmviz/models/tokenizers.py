@@ -343,6 +343,7 @@ class JanomeAdapter(TokenizerAdapter):
 
         self._tok = Tokenizer()
         self._lock = threading.Lock()  # janome's lattice is not documented thread-safe
+        self._last: tuple[str, list[tuple[str, str]]] | None = None
 
     @property
     def vocab_size(self) -> None:
@@ -362,15 +363,23 @@ class JanomeAdapter(TokenizerAdapter):
         return []
 
     def words(self, text: str) -> list[tuple[str, str]]:
-        """(surface, part of speech) per word."""
+        """(surface, part of speech) per word; the last answer is kept (pieces + annotations)."""
         with self._lock:
-            return [(t.surface, t.part_of_speech.split(",")[0]) for t in self._tok.tokenize(text)]
+            if self._last is not None and self._last[0] == text:
+                return self._last[1]
+            words = [(t.surface, t.part_of_speech.split(",")[0]) for t in self._tok.tokenize(text)]
+            self._last = (text, words)
+            return words
 
     def pieces(self, text: str, add_special: bool = True) -> list[TokenPiece]:
         return [
             TokenPiece(i, -1, w.encode("utf-8"), w, i, False, False)
             for i, (w, _) in enumerate(self.words(text))
         ]
+
+    def annotations(self, text: str) -> list[str]:
+        """The part of speech of each word (名詞, 助詞, ...), for hover text."""
+        return [pos for _, pos in self.words(text)]
 
 
 # --- the registry ------------------------------------------------------------------------------
