@@ -82,7 +82,7 @@ TOK_MAX_DECODE_IDS = 4_096  # ids accepted by the decode box
 TOK_MAX_PARALLEL = 12  # sentences in the language-premium chart
 TOK_MAX_SENTENCE_CHARS = 500
 TOK_MAX_UPLOAD_BYTES = 4 * MAX_CORPUS_CHARS  # an uploaded .txt corpus (UTF-8: <= 4 bytes/char)
-TOK_TRAIN_SIZES = (300, 1_000, 3_000, 8_000)  # vocabulary sizes in the segmentation comparison
+TOK_TRAIN_SIZES = (300, 500, 1_000, 2_000, 5_000, 10_000, 20_000)  # trained in the lab's sweep
 TOK_MAX_TRAINED = 4  # trained tokenizers kept per browser session
 TOK_STEP_MAX_CHARS = 3_000  # corpus for the step-by-step (hand-written) BPE
 TOK_STEP_MAX_MERGES = 200
