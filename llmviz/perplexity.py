@@ -40,6 +40,7 @@ import torch
 
 from llmviz import config
 from llmviz.errors import UserError
+from llmviz.tokens import token_bytes, token_pieces
 
 LN2 = math.log(2.0)
 _LOGSOFTMAX_ROWS = 128  # rows of the (T, vocab) logits turned into log-probs at once (memory)
@@ -251,3 +252,53 @@ def score_text(
         stride=stride,
         n_windows=n_windows,
     )
+
+
+@dataclass(frozen=True)
+class Span:
+    """One unit of the coloured text: a token, or the tokens that share a split character.
+
+    Byte-level tokenizers may cut ``猫`` (3 UTF-8 bytes) into two tokens; neither is readable
+    alone, so they are shown together and their surprisals add up (the cost of the character).
+    """
+
+    text: str
+    token_indices: tuple[int, ...]  # indices into ``TextScore.token_ids``
+    bits: float  # total surprisal of these tokens (NaN if none was scored)
+    char_end: int  # characters of the text up to the end of this span
+
+
+def surprisal_spans(score: TextScore, tokenizer: Any) -> list[Span]:
+    """Group the scored tokens into readable spans (see ``Span``).
+
+    With Gemma, "吾輩は" is one token per character, so three spans of one token each; a
+    byte-level BPE that cuts "猫" into two tokens gives one span "猫" whose bits are the sum.
+    """
+    pieces = token_pieces(tokenizer, score.token_ids)
+    raws = token_bytes(tokenizer, score.token_ids)
+    bits = score.surprisal_bits
+    spans: list[Span] = []
+    chars = 0
+    k = 0
+    while k < len(pieces):
+        j = k + 1
+        while j < len(pieces) and pieces[j].group == pieces[k].group:
+            j += 1
+        text = b"".join(raws[k:j]).decode("utf-8", "replace")
+        chars += len(text)
+        group_bits = bits[k:j]
+        total = float(np.nansum(group_bits)) if np.isfinite(group_bits).any() else math.nan
+        spans.append(Span(text, tuple(range(k, j)), total, chars))
+        k = j
+    return spans
+
+
+def cumulative_bits(spans: list[Span]) -> tuple[np.ndarray, np.ndarray]:
+    """(characters so far, bits so far) after each span; the slope is bits per character.
+
+    >>> cumulative_bits([Span("ab", (0,), 3.0, 2), Span("c", (1,), 1.0, 3)])
+    (array([2, 3]), array([3., 4.]))
+    """
+    x = np.array([s.char_end for s in spans], dtype=int)
+    y = np.cumsum([0.0 if math.isnan(s.bits) else s.bits for s in spans])
+    return x, y

@@ -345,3 +345,47 @@ def summarize(key: str, fit: LossFit = CHINCHILLA) -> PresetSummary:
     p = get_preset(key)
     c = training_flops(p.n_params, p.n_tokens)
     return PresetSummary(p, c, loss(p.n_params, p.n_tokens, fit), compute_optimal(c, fit))
+
+
+# --- curves for the charts -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class IsoCurve:
+    """Every (N, D) with 6·N·D = flops, and the loss the fit predicts along it."""
+
+    flops: float
+    n_params: np.ndarray  # (points,)
+    n_tokens: np.ndarray  # (points,)
+    loss: np.ndarray  # (points,)
+    optimum: Optimum
+
+
+def iso_curves(
+    budgets: list[float], points: int = 121, span: float = 1e3, fit: LossFit = CHINCHILLA
+) -> list[IsoCurve]:
+    """One ``IsoCurve`` per budget, N from ``N_opt / span`` to ``N_opt × span`` (log spaced)."""
+    out = []
+    for c in budgets:
+        opt = compute_optimal(c, fit)
+        n = log_grid(opt.n_params / span, opt.n_params * span, points)
+        d, losses = iso_compute(c, n, fit)
+        out.append(IsoCurve(opt.flops, n, d, losses, opt))
+    return out
+
+
+def loss_grid(
+    n_range: tuple[float, float],
+    d_range: tuple[float, float],
+    points: int = 100,
+    fit: LossFit = CHINCHILLA,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """N values (points,), D values (points,) and L[d, n] (points, points) on log grids."""
+    n = log_grid(*n_range, points)
+    d = log_grid(*d_range, points)
+    return n, d, loss(n[None, :], d[:, None], fit)
+
+
+def optimal_frontier(
+    c_range: tuple[float, float], points: int = 50, fit: LossFit = CHINCHILLA
+) -> list[Optimum]:
+    """The compute-optimal (N, D) for budgets across ``c_range``: a straight line on log axes."""
+    return [compute_optimal(c, fit) for c in log_grid(*c_range, points)]

@@ -1,11 +1,445 @@
-"""The labs tab (placeholder until its issue lands)."""
+"""The labs tab: two textbook labs, "Scaling & compute" and "Perplexity".
+
+Scaling: 6·N·D training FLOPs, time and GPU-hours on real GPUs, the Chinchilla loss fit with
+iso-compute curves and the compute-optimal model for a budget (``llmviz.scaling``; light queue,
+filled on page load). Perplexity: a loaded model scores a text token by token
+(``llmviz.perplexity``; model queue), the text coloured by surprisal, two models / precisions
+side by side, the same content in English and Japanese.
+"""
 
 from __future__ import annotations
 
-import gradio as gr
+import json
+import math
+from functools import lru_cache
+from typing import Any
 
-from llmviz.ui.i18n import t
+import gradio as gr
+import numpy as np
+
+from llmviz import config, scaling
+from llmviz.errors import UserError
+from llmviz.models import PRECISIONS
+from llmviz.perplexity import TextScore, cumulative_bits, score_text, surprisal_spans
+from llmviz.plots import labs as plots
+from llmviz.tokens import token_labels
+from llmviz.ui.common import LIGHT, MODEL, get_model, handler, model_choices, model_dropdown
+from llmviz.ui.i18n import lang_of, t, text
+
+NONE = "none"  # "no second model"
+ISO_BUDGETS = (1e19, 1e21, 1e23, 1e25)
+LANDSCAPE_N = (1e7, 1e13)
+LANDSCAPE_D = (1e8, 1e14)
+TEXT_PRESETS = (
+    "lm-en", "lm-ja", "day-en", "day-ja", "momotaro-en", "momotaro-ja",
+    "repeat", "shuffled", "count", "code", "letters", "long",
+)  # fmt: skip
+
+
+# --- presets -------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _texts() -> dict[str, Any]:
+    return json.loads((config.ASSETS / "labs" / "texts.json").read_text(encoding="utf-8"))
+
+
+def preset_text(key: str) -> str:
+    """The text of a preset (``"lm-en"``, ``"repeat"``, ``"long"``...)."""
+    d = _texts()
+    pair, _, lang = str(key).rpartition("-")
+    if key not in TEXT_PRESETS and not (pair in d["pairs"] and lang in ("en", "ja")):
+        raise UserError(
+            f"Unknown example text '{str(key)[:40]}'. Pick one from the list.",
+            key="labs_preset_unknown",
+            name=str(key)[:40],
+        )
+    if key in d["single"]:
+        return d["single"][key]
+    if key == "repeat":
+        r = d["repeat"]
+        return "\n\n".join([d["pairs"][r["pair"]][r["lang"]]] * r["times"])
+    if key == "long":
+        r = d["long"]
+        one = "\n\n".join(d["pairs"][p][lang] for lang in r["langs"] for p in r["pairs"])
+        return "\n\n".join([one] * r["times"])
+    return d["pairs"][pair][lang]
+
+
+def _words(lang: str, prefix: str, keys: tuple[str, ...]) -> dict[str, str]:
+    return {k: text(f"{prefix}.{k}", lang) for k in keys}
+
+
+# --- scaling -------------------------------------------------------------------------------------
+def _fmt_time(days: float, lang: str) -> str:
+    if days >= 365:
+        return text("labs.sc.years", lang, v=f"{days / 365:,.1f}")
+    if days >= 1:
+        return text("labs.sc.days", lang, v=f"{days:,.1f}")
+    return text("labs.sc.hours", lang, v=f"{days * 24:,.2f}")
+
+
+def _scaling_markdown(n, d, budget, gpu, n_gpus, util, lang) -> str:
+    h, s = plots.human, plots.sci
+    c = scaling.training_flops(n, d)
+    tt = scaling.training_time(c, gpu, n_gpus, util)
+    inf = scaling.inference_flops_per_token(n)
+    compute_tps, memory_tps = scaling.inference_tokens_per_second(n, gpu)
+    terms = scaling.loss_terms(n, d)
+    opt = scaling.compute_optimal(budget)
+    return text(
+        "labs.sc.result", lang,
+        n=h(n), d=h(d), c=s(c), gpu=tt.gpu.name, n_gpus=f"{tt.n_gpus:,}", util=f"{util:.0%}",
+        time=_fmt_time(tt.days, lang), gpu_hours=h(tt.gpu_hours),
+        peak=f"{tt.gpu.peak_flops / 1e12:,.1f}", inf=s(inf), ratio=h(3 * d),
+        compute_tps=f"{compute_tps:,.0f}", memory_tps=f"{memory_tps:,.0f}",
+        term_n=f"{terms[0]:.3f}", term_d=f"{terms[1]:.3f}", l0=f"{terms[2]:.2f}",
+        loss=f"{sum(terms):.3f}", tpp=f"{d / n:,.1f}",
+        budget=s(budget), n_opt=h(opt.n_params), d_opt=h(opt.n_tokens),
+        loss_opt=f"{opt.loss:.3f}", tpp_opt=f"{opt.tokens_per_param:,.0f}",
+    )  # fmt: skip
+
+
+def _presets_markdown(lang: str) -> str:
+    rows = [text("labs.sc.table_head", lang)]
+    for key in scaling.PRESETS:
+        r = scaling.summarize(key)
+        mark = "" if r.preset.tokens_published else " *"
+        rows.append(
+            f"| {r.preset.name} | {plots.human(r.preset.n_params)} | {plots.human(r.preset.n_tokens)}{mark}"
+            f" | {r.tokens_per_param:,.0f} | {plots.sci(r.flops)} | **{r.loss:.3f}**"
+            f" | {plots.human(r.optimum.n_params)} / {plots.human(r.optimum.n_tokens)}"
+            f" | {r.optimum.loss:.3f} |"
+        )
+    ch, go_ = scaling.summarize("chinchilla"), scaling.summarize("gopher")
+    rows.append("")
+    rows.append(
+        text(
+            "labs.sc.verdict",
+            lang,
+            c_ch=plots.sci(ch.flops),
+            c_go=plots.sci(go_.flops),
+            l_ch=f"{ch.loss:.3f}",
+            l_go=f"{go_.loss:.3f}",
+            ratio=f"{ch.flops / go_.flops:.2f}",
+        )  # fmt: skip
+    )
+    return "\n".join(rows)
+
+
+def _scaling_figures(n, d, budget, lang):
+    words = _words(
+        lang,
+        "labs.plot",
+        ("params", "tokens", "loss", "n_axis", "d_axis", "landscape_title", "isoflop_title"),
+    )
+    budgets = sorted({*ISO_BUDGETS, float(budget)})
+    curves = scaling.iso_curves(budgets)
+    name = lambda c: text("labs.plot.iso", lang, c=plots.sci(c))  # noqa: E731
+    iso_lines = [plots.Line(name(cv.flops), cv.n_params, cv.n_tokens, cv.loss) for cv in curves]
+    user_c = scaling.training_flops(n, d)
+    user = scaling.iso_compute(user_c, np.array([n]))
+    grid_n, grid_d, z = scaling.loss_grid(LANDSCAPE_N, LANDSCAPE_D)
+    iso_land = [
+        *(ln for ln in iso_lines if ln.name != name(budget)),
+        *(ln for ln in iso_lines if ln.name == name(budget)),
+    ]
+    frontier = scaling.optimal_frontier((1e17, 1e27))
+    front = plots.Line(
+        text("labs.plot.frontier", lang),
+        np.array([o.n_params for o in frontier]),
+        np.array([o.n_tokens for o in frontier]),
+        np.array([o.loss for o in frontier]),
+    )
+    marks = [
+        plots.Point(
+            r.preset.name.split(" (")[0], r.preset.n_params, r.preset.n_tokens, r.loss, r.flops
+        )
+        for r in map(scaling.summarize, scaling.PRESETS)
+    ]
+    you = plots.Point(text("labs.plot.you", lang), n, d, float(user[1][0]), user_c)
+    landscape = plots.loss_landscape(grid_n, grid_d, z, iso_land, front, [*marks, you], words)
+    optima = [
+        plots.Point(
+            text("labs.plot.optimum", lang),
+            cv.optimum.n_params,
+            cv.optimum.n_tokens,
+            cv.optimum.loss,
+            cv.flops,
+        )
+        for cv in curves
+    ]
+    on_curves = [m for m in marks if m.name.startswith(("Chinchilla", "Gopher"))]
+    profiles = plots.isoflop_profiles(iso_lines, optima, on_curves, words)
+    return landscape, profiles
+
+
+@handler
+def _on_scaling(n, d, budget, gpu, n_gpus, util, request: gr.Request):
+    lang = lang_of(request)
+    scaling.check_params(n)
+    scaling.check_tokens(d)
+    scaling.check_budget(budget)
+    md = _scaling_markdown(float(n), float(d), float(budget), gpu, n_gpus, util, lang)
+    landscape, profiles = _scaling_figures(float(n), float(d), float(budget), lang)
+    return md, landscape, profiles, _presets_markdown(lang)
+
+
+@handler
+def _on_scaling_preset(key):
+    p = scaling.summarize(key)
+    return p.preset.n_params, p.preset.n_tokens, p.flops
+
+
+def _build_scaling() -> None:
+    gr.Markdown(t("labs.sc.explain"))
+    start = scaling.PRESETS["chinchilla"]
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            preset = gr.Dropdown(
+                [(p.name, k) for k, p in scaling.PRESETS.items()], value="chinchilla",
+                label=t("labs.sc.preset"), elem_id="labs-sc-preset",
+            )  # fmt: skip
+            n = gr.Number(
+                start.n_params, label=t("labs.sc.n"), info=t("labs.sc.n_info"), elem_id="labs-sc-n"
+            )
+            d = gr.Number(
+                start.n_tokens, label=t("labs.sc.d"), info=t("labs.sc.d_info"), elem_id="labs-sc-d"
+            )
+            budget = gr.Number(
+                6 * start.n_params * start.n_tokens, label=t("labs.sc.budget"),
+                info=t("labs.sc.budget_info"), elem_id="labs-sc-budget",
+            )  # fmt: skip
+            gpu = gr.Dropdown(
+                [(g.name, k) for k, g in scaling.GPUS.items()], value=scaling.DEFAULT_GPU,
+                label=t("labs.sc.gpu"), info=t("labs.sc.gpu_info"),
+            )  # fmt: skip
+            n_gpus = gr.Number(
+                1024,
+                precision=0,
+                label=t("labs.sc.n_gpus"),
+            )
+            util = gr.Slider(
+                0.05,
+                1.0,
+                value=scaling.DEFAULT_UTILIZATION,
+                step=0.05,
+                label=t("labs.sc.util"),
+                info=t("labs.sc.util_info"),
+            )
+            run = gr.Button(t("labs.sc.run"), variant="primary", elem_id="labs-sc-run")
+        with gr.Column(scale=2):
+            result = gr.Markdown(elem_id="labs-sc-result")
+    with gr.Row():
+        landscape = gr.Plot(label=t("labs.sc.landscape"), elem_id="labs-sc-landscape")
+        profiles = gr.Plot(label=t("labs.sc.profiles"), elem_id="labs-sc-profiles")
+    gr.Markdown(t("labs.sc.presets_title"))
+    table = gr.Markdown(elem_id="labs-sc-table")
+    gr.Markdown(t("labs.sc.caveat"))
+
+    inputs = [n, d, budget, gpu, n_gpus, util]
+    outputs = [result, landscape, profiles, table]
+    run.click(_on_scaling, inputs, outputs, api_name="labs_scaling", **LIGHT)
+    preset.input(
+        _on_scaling_preset, [preset], [n, d, budget], api_name="labs_scaling_preset", **LIGHT
+    ).then(_on_scaling, inputs, outputs, api_name=False, **LIGHT)
+    root = gr.context.Context.root_block
+    if root is not None:  # fill the lab on page load, in the visitor's language
+        root.load(_on_scaling, inputs, outputs, api_name=False, **LIGHT)
+
+
+# --- perplexity ----------------------------------------------------------------------------------
+def _span_rows(
+    score: TextScore, tokenizer: Any, lang: str
+) -> tuple[list[tuple[str, float, str]], np.ndarray, np.ndarray]:
+    spans = surprisal_spans(score, tokenizer)
+    expected = token_labels(tokenizer, [max(i, 0) for i in score.predicted_ids])
+    rows = []
+    for sp in spans:
+        parts = []
+        for i in sp.token_indices:
+            lp = score.logprobs[i]
+            if math.isnan(lp):
+                parts.append(text("labs.ppl.unscored", lang))
+            else:
+                parts.append(
+                    text(
+                        "labs.ppl.hover",
+                        lang,
+                        bits=f"{-lp / math.log(2):.2f}",
+                        p=f"{math.exp(lp):.3g}",
+                        expected=expected[i],
+                    )
+                )
+        rows.append((sp.text, sp.bits, " | ".join(parts)))
+    x, y = cumulative_bits(spans)
+    return rows, x, y
+
+
+def _stats_line(s: TextScore, lang: str) -> str:
+    return text(
+        "labs.ppl.stats", lang, ppl=f"{s.perplexity:,.2f}", bpt=f"{s.bits_per_token:.2f}",
+        bpc=f"{s.bits_per_char:.2f}", bpb=f"{s.bits_per_byte:.3f}", n=s.n_tokens,
+    )  # fmt: skip
+
+
+def _summary(runs: list[tuple[str, TextScore, Any]], lang: str) -> str:
+    lines = [text("labs.ppl.table_head", lang)]
+    for name, s, _tok in runs:
+        lines.append(
+            f"| {name} | {s.n_tokens:,} | {s.n_chars:,} | {s.n_bytes:,} | {s.nll_mean:.3f} | **{s.perplexity:,.2f}**"
+            f" | {s.bits_per_token:.2f} | {s.bits_per_char:.3f} | {s.bits_per_byte:.3f} | {s.total_bits:,.0f} |"
+        )
+    name, s, tok = runs[0]
+    lines.append("")
+    lines.append(
+        text(
+            "labs.ppl.worked",
+            lang,
+            name=name,
+            nll=f"{s.nll_mean:.3f}",
+            ppl=f"{s.perplexity:,.2f}",
+            bpt=f"{s.bits_per_token:.3f}",
+            bits=f"{s.total_bits:,.1f}",
+            chars=f"{s.n_chars:,}",
+            bpc=f"{s.bits_per_char:.3f}",
+            bytes=f"{s.n_bytes:,}",
+            bpb=f"{s.bits_per_byte:.3f}",
+        )  # fmt: skip
+    )
+    for name, s, tok in runs:
+        if s.prefix_id is not None:
+            pref = token_labels(tok, [s.prefix_id])[0]
+            lines.append(text("labs.ppl.prefix_note", lang, name=name, prefix=pref))
+        if s.sliding:
+            lines.append(
+                text(
+                    "labs.ppl.sliding_note",
+                    lang,
+                    name=name,
+                    n=f"{s.n_tokens:,}",
+                    window=s.window,
+                    stride=s.stride,
+                    windows=s.n_windows,
+                    ctx=s.window - s.stride,
+                )
+            )
+    return "\n\n".join(lines)
+
+
+def _score_runs(jobs: list[tuple[str, str, str]], lang: str, progress: gr.Progress):
+    """jobs: (display name, text, model key, precision) -> markdown, html A, html B, figure."""
+    runs, panels, curves = [], [], []
+    for name, txt, key, precision in jobs:
+        lm = get_model(key, precision, progress)
+        progress(0.9, desc=text("labs.ppl.scoring", lang, name=name))
+        s = score_text(lm.model, lm.tokenizer, txt)
+        rows, x, y = _span_rows(s, lm.tokenizer, lang)
+        prefix = token_labels(lm.tokenizer, [s.prefix_id])[0] if s.prefix_id is not None else None
+        legend = (text("labs.ppl.legend_low", lang), text("labs.ppl.legend_high", lang))
+        panels.append(plots.surprisal_html(name, _stats_line(s, lang), prefix, rows, legend))
+        curves.append((name, x, y, [r[2] for r in rows]))
+        runs.append((name, s, lm.tokenizer))
+    words = _words(lang, "labs.plot", ("chars_axis", "bits_axis", "cum_title"))
+    fig = plots.cumulative_bits_figure(curves, words)
+    html_b = panels[1] if len(panels) > 1 else ""
+    return _summary(runs, lang), panels[0], gr.update(value=html_b, visible=bool(html_b)), fig
+
+
+def _run_name(key: str, precision: str) -> str:
+    names = dict((k, lbl) for lbl, k in model_choices())
+    return f"{names.get(key, key).split(' (')[0]} · {precision}"
+
+
+@handler
+def _on_score(txt, model_a, prec_a, model_b, prec_b, request: gr.Request, progress=gr.Progress()):
+    lang = lang_of(request)
+    jobs = [(_run_name(model_a, prec_a), txt, model_a, prec_a)]
+    if model_b and model_b != NONE:
+        if (model_b, prec_b) == (model_a, prec_a):
+            raise gr.Error(text("labs.ppl.same_twice", lang))
+        jobs.append((_run_name(model_b, prec_b), txt, model_b, prec_b))
+    return _score_runs(jobs, lang, progress)
+
+
+@handler
+def _on_languages(pair, model_a, prec_a, request: gr.Request, progress=gr.Progress()):
+    lang = lang_of(request)
+    name = _run_name(model_a, prec_a)
+    jobs = [
+        (f"{text('labs.ppl.english', lang)} · {name}", preset_text(f"{pair}-en"), model_a, prec_a),
+        (f"{text('labs.ppl.japanese', lang)} · {name}", preset_text(f"{pair}-ja"), model_a, prec_a),
+    ]
+    return _score_runs(jobs, lang, progress)
+
+
+@handler
+def _on_text_preset(key):
+    return preset_text(key)
+
+
+def _build_perplexity() -> None:
+    gr.Markdown(t("labs.ppl.explain"))
+    precisions = list(PRECISIONS)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            preset = gr.Dropdown(
+                [(t(f"labs.ppl.preset.{k}"), k) for k in TEXT_PRESETS], value="lm-en",
+                label=t("labs.ppl.preset"), elem_id="labs-ppl-preset",
+            )  # fmt: skip
+            txt = gr.Textbox(
+                preset_text("lm-en"), lines=7, max_lines=14, label=t("labs.ppl.text"),
+                info=t("labs.ppl.text_info"), elem_id="labs-ppl-text",
+            )  # fmt: skip
+        with gr.Column(scale=2, min_width=320):
+            with gr.Row():
+                model_a = model_dropdown(
+                    t("labs.ppl.model_a"), config.DEFAULT_BASE, elem_id="labs-ppl-model-a"
+                )
+                prec_a = gr.Dropdown(
+                    precisions, value="bf16", label=t("common.precision"), min_width=110, scale=0
+                )
+            with gr.Row():
+                model_b = gr.Dropdown(
+                    [("—", NONE), *model_choices()], value=config.DEFAULT_INSTRUCT, label=t("labs.ppl.model_b"),
+                    info=t("labs.ppl.model_b_info"), allow_custom_value=True, elem_id="labs-ppl-model-b",
+                )  # fmt: skip
+                prec_b = gr.Dropdown(
+                    precisions, value="bf16", label=t("common.precision"), min_width=110, scale=0
+                )
+            score = gr.Button(t("labs.ppl.run"), variant="primary", elem_id="labs-ppl-run")
+            with gr.Group():
+                pair = gr.Dropdown(
+                    [(t(f"labs.ppl.pair.{k}"), k) for k in _texts()["pairs"]], value="lm",
+                    label=t("labs.ppl.pair"), info=t("labs.ppl.pair_info"),
+                )  # fmt: skip
+                languages = gr.Button(t("labs.ppl.run_lang"), elem_id="labs-ppl-run-lang")
+    summary = gr.Markdown(elem_id="labs-ppl-summary")
+    with gr.Row(equal_height=False):
+        html_a = gr.HTML(elem_id="labs-ppl-html-a")
+        html_b = gr.HTML(elem_id="labs-ppl-html-b", visible=False)
+    curve = gr.Plot(label=t("labs.ppl.curve"), elem_id="labs-ppl-curve")
+
+    outputs = [summary, html_a, html_b, curve]
+    preset.input(_on_text_preset, [preset], [txt], api_name="labs_text_preset", **LIGHT)
+    score.click(
+        _on_score,
+        [txt, model_a, prec_a, model_b, prec_b],
+        outputs,
+        api_name="labs_perplexity",
+        **MODEL,
+    )
+    languages.click(
+        _on_languages,
+        [pair, model_a, prec_a],
+        outputs,
+        api_name="labs_perplexity_languages",
+        **MODEL,
+    )
 
 
 def build() -> None:
-    gr.Markdown(t("common.coming_next"))
+    gr.Markdown(t("labs.intro"))
+    with gr.Tabs():
+        with gr.Tab(t("labs.tab_scaling"), id="labs-scaling", elem_id="labs-scaling"):
+            _build_scaling()
+        with gr.Tab(t("labs.tab_ppl"), id="labs-ppl", elem_id="labs-ppl"):
+            _build_perplexity()

@@ -1,0 +1,180 @@
+"""The labs tab through the running app's API (gradio_client), plus its strings and presets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from llmviz import config, scaling
+from llmviz.config import ASSETS
+from llmviz.perplexity import score_text
+from llmviz.ui import labs_tab
+
+SCALING = "/labs_scaling"
+PPL = "/labs_perplexity"
+
+
+def chinchilla_args(**over):
+    args = {"n": 70e9, "d": 1.4e12, "budget": 5.88e23, "gpu": "h100", "n_gpus": 1024, "util": 0.4}
+    args.update(over)
+    return list(args.values())
+
+
+# --- strings and presets -------------------------------------------------------------------------
+def test_i18n_files_have_the_same_keys_and_placeholders():
+    data = json.loads((ASSETS / "i18n" / "labs.json").read_text(encoding="utf-8"))
+    assert set(data["en"]) == set(data["ja"])
+    for key, en in data["en"].items():
+        assert key.startswith(("labs.", "errors.")), key
+        fields = lambda s: {p.split("}")[0] for p in s.split("{")[1:]}  # noqa: E731
+        assert fields(en) == fields(data["ja"][key]), key
+
+
+def test_limits_stated_in_the_ui_match_config():
+    data = json.loads((ASSETS / "i18n" / "labs.json").read_text(encoding="utf-8"))
+    info = data["en"]["labs.ppl.text_info"]
+    for number in (
+        config.PPL_MAX_TOKENS,
+        config.PPL_MAX_CHARS,
+        config.PPL_WINDOW,
+        config.PPL_STRIDE,
+    ):
+        assert f"{number:,}" in info
+    assert f"{config.SCALING_MAX_PARAMS:.0e}".replace("+", "") in data["en"]["labs.sc.n_info"]
+    assert f"{config.SCALING_MAX_TOKENS:.0e}".replace("+", "") in data["en"]["labs.sc.d_info"]
+
+
+def test_every_text_preset_resolves():
+    for key in labs_tab.TEXT_PRESETS:
+        assert labs_tab.preset_text(key).strip(), key
+    assert labs_tab.preset_text("repeat").count(labs_tab.preset_text("lm-en")) == 2
+    assert labs_tab.preset_text("lm-ja") in labs_tab.preset_text("long")
+    with pytest.raises(ValueError, match="Unknown example text"):
+        labs_tab.preset_text("nope")
+
+
+# --- scaling through the API ---------------------------------------------------------------------
+def test_scaling_api_chinchilla(client):
+    md, landscape, profiles, table = client.predict(*chinchilla_args(), api_name=SCALING)
+    days = 5.88e23 / (1024 * 989.5e12 * 0.4) / 86400
+    assert "5.88×10²³ FLOPs" in md
+    assert f"{days:,.1f} days" in md
+    assert f"**{scaling.loss(70e9, 1.4e12):.3f}**" in md
+    opt = scaling.compute_optimal(5.88e23)
+    assert f"{opt.loss:.3f}" in md
+    assert "Chinchilla beats Gopher" in table and "**1.993**" in table and "**1.937**" in table
+    assert landscape is not None and profiles is not None
+
+
+def test_scaling_api_preset(client):
+    n, d, c = client.predict("gopher", api_name="/labs_scaling_preset")
+    assert (n, d) == (280e9, 300e9)
+    assert c == pytest.approx(6 * 280e9 * 300e9)
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"n": -1}, "must be a positive number"),
+        ({"n": 0}, "must be a positive number"),
+        ({"n": 1e20}, "outside the range"),
+        ({"d": 0}, "must be a positive number"),
+        ({"d": 1e30}, "outside the range"),
+        ({"budget": -5}, "compute budget C must be a positive"),
+        ({"util": 0}, "less than minimum value 0.05"),  # the slider's own bounds check
+        ({"n_gpus": 0}, "GPU count must be a whole number"),
+        ({"gpu": "tpu-v9"}, "not in the list of choices"),  # the dropdown checks first
+    ],
+)
+def test_scaling_api_bad_input(client, over, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*chinchilla_args(**over), api_name=SCALING)
+    md, *_ = client.predict(*chinchilla_args(), api_name=SCALING)  # the next request still works
+    assert "5.88×10²³" in md
+
+
+# --- perplexity through the API (real packaged models) -------------------------------------------
+EN = labs_tab.preset_text("lm-en")
+
+
+@pytest.mark.slow
+def test_perplexity_api_matches_the_core(client, gemma):
+    summary, html_a, html_b, fig = client.predict(
+        EN, "gemma-3-270m", "bf16", "none", "bf16", api_name=PPL
+    )
+    s = score_text(gemma.model, gemma.tokenizer, EN)
+    assert f"**{s.perplexity:,.2f}**" in summary
+    assert f"{s.bits_per_char:.3f}" in summary
+    assert "exp(" in summary and "<bos>" in summary
+    assert html_a.count('class="labs-tok"') == s.n_tokens  # Gemma: one span per token here
+    assert not (html_b.get("value") if isinstance(html_b, dict) else html_b)  # panel B hidden
+    assert fig is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("txt", "model", "message"),
+    [
+        ("", "gemma-3-270m", "the text is empty"),
+        ("   ", "gemma-3-270m", "the text is empty"),
+        ("x" * (config.PPL_MAX_CHARS + 1), "gemma-3-270m", "the limit is 20,000"),
+        ("word, " * 2200, "gemma-3-270m", "the limit is 2,048 tokens"),
+        (EN, "no-such-model", "Unknown model"),
+        (EN, "../etc/passwd", "looks like a file path"),
+    ],
+)
+def test_perplexity_api_bad_input(client, gemma, txt, model, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(txt, model, "bf16", "none", "bf16", api_name=PPL)
+    summary, *_ = client.predict(
+        "Hello world.", "gemma-3-270m", "bf16", "none", "bf16", api_name=PPL
+    )
+    assert "perplexity" in summary
+
+
+@pytest.mark.slow
+def test_perplexity_api_same_model_twice_is_refused(client, gemma):
+    with pytest.raises(Exception, match="same model at the same precision"):
+        client.predict(EN, "gemma-3-270m", "bf16", "gemma-3-270m", "bf16", api_name=PPL)
+
+
+@pytest.mark.slow
+def test_perplexity_api_two_models(client, gemma, smollm):
+    summary, html_a, html_b, _ = client.predict(
+        EN, "gemma-3-270m", "bf16", "smollm2-135m-instruct", "bf16", api_name=PPL
+    )
+    rows = [line for line in summary.splitlines() if line.startswith(("| Gemma", "| SmolLM2"))]
+    assert len(rows) == 2
+    b = score_text(smollm.model, smollm.tokenizer, EN)
+    assert f"**{b.perplexity:,.2f}**" in rows[1]
+    assert "<|im_start|>" in summary  # SmolLM2's BOS is the context token
+    assert html_a and html_b
+
+
+def test_summary_states_the_sliding_window(tiny_llama, tiny_tokenizer):
+    s = score_text(tiny_llama, tiny_tokenizer, labs_tab.preset_text("repeat"), window=64, stride=32)
+    md = labs_tab._summary([("tiny", s, tiny_tokenizer)], "en")
+    assert f"{s.n_tokens:,} tokens do not fit in one window of 64" in md
+    assert f"stride 32, {s.n_windows} windows" in md and "at least 32 tokens of context" in md
+    md_ja = labs_tab._summary([("tiny", s, tiny_tokenizer)], "ja")
+    assert "スライディングウィンドウ" in md_ja
+
+
+@pytest.mark.slow
+def test_perplexity_api_english_vs_japanese(client, gemma):
+    summary, html_a, html_b, _ = client.predict(
+        "lm", "gemma-3-270m", "bf16", api_name="/labs_perplexity_languages"
+    )
+    lines = [
+        line
+        for line in summary.splitlines()
+        if line.startswith("| English") or line.startswith("| Japanese")
+    ]
+    assert len(lines) == 2
+    en = score_text(gemma.model, gemma.tokenizer, labs_tab.preset_text("lm-en"))
+    ja = score_text(gemma.model, gemma.tokenizer, labs_tab.preset_text("lm-ja"))
+    assert f"{en.total_bits:,.0f}" in lines[0] and f"{ja.total_bits:,.0f}" in lines[1]
+    assert ja.n_chars < en.n_chars and ja.bits_per_char > en.bits_per_char
+    assert math.isfinite(ja.perplexity)
