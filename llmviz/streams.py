@@ -1,0 +1,492 @@
+"""Two models generating at the same time, streamed as they go.
+
+``DualStream`` runs ``model.generate`` for each column in its own worker thread with a
+``TextIteratorStreamer`` whose finished pieces go into ONE shared queue, tagged with the column,
+so a single consumer (a gradio generator) sees both texts grow. Both columns use the same
+``Sampling`` settings and seed, and each stops at its own end-of-sequence / end-of-turn token,
+at the token limit, or when ``stop()`` sets the shared ``threading.Event`` (a ``StoppingCriteria``
+checks it after every token).
+
+Reproducible sampling with two threads: ``torch.multinomial`` draws from the process-wide
+generator, so two threads sampling at once would interleave draws. Each column therefore samples
+inside its own logits processor with its own ``torch.Generator(seed)`` (after transformers' own
+temperature / top-p warpers) and hands ``generate`` a one-hot choice to take greedily.
+
+``StreamSlot`` keeps at most one running ``DualStream`` per user: starting a new one first stops
+and joins the old one (a second click restarts cleanly; no thread is left behind).
+
+This module does not build prompts (``compare``) and does not load models (``models``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from llmviz import config
+from llmviz.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: Strings that end a turn or a document in the model families llmviz knows.
+END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<eos>", "</s>", "<|eot_id|>")
+
+
+# --- settings ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sampling:
+    """Generation settings shared by both columns. ``temperature == 0`` means greedy."""
+
+    max_new_tokens: int = config.COMPARE_DEFAULT_NEW_TOKENS
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            n = int(self.max_new_tokens)
+            ok = n == float(self.max_new_tokens)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok or not 1 <= n <= config.MAX_NEW_TOKENS:
+            raise UserError(
+                f"Max new tokens must be a whole number from 1 to {config.MAX_NEW_TOKENS}; "
+                f"got {str(self.max_new_tokens)[:20]}.",
+                key="compare_max_tokens_range",
+                value=str(self.max_new_tokens)[:20],
+                limit=config.MAX_NEW_TOKENS,
+            )
+        if not _finite(self.temperature) or not 0.0 <= float(self.temperature) <= 2.0:
+            raise UserError(
+                f"Temperature must be between 0 and 2 (0 = always the most likely token); "
+                f"got {str(self.temperature)[:20]}.",
+                key="compare_temperature_range",
+                value=str(self.temperature)[:20],
+            )
+        if not _finite(self.top_p) or not 0.0 < float(self.top_p) <= 1.0:
+            raise UserError(
+                f"Top-p must be above 0 and at most 1 (1 = no cut); got {str(self.top_p)[:20]}.",
+                key="compare_top_p_range",
+                value=str(self.top_p)[:20],
+            )
+        try:
+            seed = int(self.seed)
+        except (TypeError, ValueError, OverflowError):
+            seed = -1
+        if not 0 <= seed < 2**32 or seed != float(self.seed):
+            raise UserError(
+                f"The seed must be a whole number from 0 to 4294967295; got {str(self.seed)[:20]}.",
+                key="compare_seed_range",
+                value=str(self.seed)[:20],
+            )
+        object.__setattr__(self, "max_new_tokens", n)
+        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "temperature", float(self.temperature))
+        object.__setattr__(self, "top_p", float(self.top_p))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return bool(np.isfinite(float(x)))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def stop_token_ids(tokenizer: Any, model: Any | None = None) -> tuple[int, ...]:
+    """The ids that end a generation: the model's ``eos_token_id`` (int or list), the
+    tokenizer's EOS, and every end-of-turn token in ``END_TOKENS`` the vocabulary has."""
+    ids: set[int] = set()
+    gen_cfg = getattr(model, "generation_config", None)
+    eos = getattr(gen_cfg, "eos_token_id", None)
+    for value in eos if isinstance(eos, (list, tuple)) else [eos]:
+        if value is not None:
+            ids.add(int(value))
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    vocab = tokenizer.get_vocab()
+    ids.update(int(vocab[s]) for s in END_TOKENS if s in vocab)
+    return tuple(sorted(ids))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One column: a model, its tokenizer and the exact input ids (from ``compare.build_prompt``)."""
+
+    model: Any
+    tokenizer: Any
+    input_ids: Sequence[int]
+    stop_ids: tuple[int, ...] = ()
+
+
+# --- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ColumnResult:
+    text: str
+    n_tokens: int
+    finish: str  # "eos" | "limit" | "stopped" | "error"
+    stop_token: str | None  # the end token that stopped it (finish == "eos")
+    first_token_s: float | None  # seconds from start() to the first new token
+    seconds: float  # start() to the end of this column
+    error: str = ""
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Decoding speed after the first token (the first one also pays for the prompt)."""
+        if self.n_tokens < 2 or self.first_token_s is None:
+            return 0.0
+        span = self.seconds - self.first_token_s
+        return (self.n_tokens - 1) / span if span > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """``kind``: "first" (the first-step logits are in), "text" (a new piece of text) or "done"."""
+
+    column: int
+    kind: str
+    text: str = ""
+    n_tokens: int = 0
+    elapsed_s: float = 0.0
+    first_logits: np.ndarray | None = field(default=None, repr=False)  # (vocab,) float32
+    result: ColumnResult | None = None
+
+
+# --- the pieces handed to generate() -----------------------------------------------------------
+def _streamer_class() -> type:
+    from transformers import TextIteratorStreamer
+
+    class _Streamer(TextIteratorStreamer):
+        """Finished text goes to the shared queue, tagged with the column; counts tokens."""
+
+        def __init__(self, tokenizer: Any, column: int, out: queue.Queue, t0: float) -> None:
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            self.column, self.out, self.t0 = column, out, t0
+            self.n_tokens = 0
+            self.first_token_s: float | None = None
+            self._prompt_seen = False
+
+        def put(self, value: Any) -> None:
+            if self._prompt_seen:
+                self.n_tokens += int(value.numel())
+                if self.first_token_s is None:
+                    self.first_token_s = time.perf_counter() - self.t0
+            self._prompt_seen = True
+            super().put(value)
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                self.out.put(
+                    StreamEvent(
+                        self.column,
+                        "text",
+                        text=text,
+                        n_tokens=self.n_tokens,
+                        elapsed_s=time.perf_counter() - self.t0,
+                    )
+                )
+
+        def _is_chinese_char(self, cp: int) -> bool:
+            # The base class holds text back until a space unless the last character is a CJK
+            # ideograph; Japanese kana and full-width punctuation have no spaces either.
+            return 0x3000 <= cp <= 0x30FF or 0xFF00 <= cp <= 0xFFEF or super()._is_chinese_char(cp)
+
+    return _Streamer
+
+
+def _processors(column: int, out: queue.Queue, t0: float, sampling: Sampling) -> Any:
+    import torch
+    from transformers import (
+        LogitsProcessor,
+        LogitsProcessorList,
+        TemperatureLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    class FirstStep(LogitsProcessor):
+        """Sends the raw logits of the first answer token, untouched."""
+
+        def __init__(self) -> None:
+            self.sent = False
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            if not self.sent:
+                self.sent = True
+                logits = scores[0].detach().float().cpu().numpy()
+                out.put(
+                    StreamEvent(
+                        column, "first", first_logits=logits, elapsed_s=time.perf_counter() - t0
+                    )
+                )
+            return scores
+
+    class SeededSample(LogitsProcessor):
+        """Samples with its own generator, then leaves only the chosen token (greedy takes it)."""
+
+        def __init__(self) -> None:
+            warpers: list[Any] = [TemperatureLogitsWarper(sampling.temperature)]
+            if sampling.top_p < 1.0:
+                warpers.append(TopPLogitsWarper(sampling.top_p))
+            self.warpers = LogitsProcessorList(warpers)
+            self.generator: Any = None
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            if self.generator is None:
+                self.generator = torch.Generator(device=scores.device).manual_seed(sampling.seed)
+            probs = torch.softmax(self.warpers(input_ids, scores.float()), dim=-1)
+            choice = torch.multinomial(probs, 1, generator=self.generator)
+            onehot = torch.full_like(scores, float("-inf"))
+            return onehot.scatter_(1, choice, 0.0)
+
+    items: list[Any] = [FirstStep()]
+    if not sampling.greedy:
+        items.append(SeededSample())
+    return LogitsProcessorList(items)
+
+
+def _event_stop(event: threading.Event) -> Any:
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class EventStop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool)
+
+    return StoppingCriteriaList([EventStop()])
+
+
+# --- torch threads while two generations share the CPU -----------------------------------------
+class _ThreadBudget:
+    """Lowers torch's intra-op threads while dual streams run and restores them after the last.
+
+    ``torch.set_num_threads`` is process-wide (and per OpenMP thread), so this is reference
+    counted: the first stream saves the setting, the last one puts it back.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: int | None = None
+
+    def enter(self, threads: int | None) -> None:
+        import torch
+
+        with self._lock:
+            self._users += 1
+            if self._users == 1:
+                self._saved = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(min(int(threads), self._saved or int(threads)))
+
+    def leave(self) -> None:
+        import torch
+
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._saved is not None:
+                torch.set_num_threads(self._saved)
+                self._saved = None
+
+
+_BUDGET = _ThreadBudget()
+
+
+# --- the dual stream ----------------------------------------------------------------------------
+class DualStream:
+    """Generate for several ``Job``s at once (two in the lesson), streaming tagged events.
+
+    >>> # with DualStream([job_a, job_b], Sampling(max_new_tokens=20)) as ds:
+    >>> #     for ev in ds.events(): ...
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        sampling: Sampling,
+        threads_per_stream: int | None = None,
+    ) -> None:
+        if not jobs:
+            raise ValueError("DualStream needs at least one job")
+        self.jobs = list(jobs)
+        self.sampling = sampling
+        self.threads_per_stream = threads_per_stream
+        self.stop_event = threading.Event()
+        self._queue: queue.Queue[StreamEvent] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._done = 0
+        self.results: dict[int, ColumnResult] = {}
+        self.t0 = 0.0
+
+    # context manager: leaving always stops and joins
+    def __enter__(self) -> DualStream:
+        if not self._threads:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> DualStream:
+        if self._threads:
+            raise RuntimeError("this DualStream was already started")
+        self.t0 = time.perf_counter()
+        for column, job in enumerate(self.jobs):
+            thread = threading.Thread(
+                target=self._work, args=(column, job), name=f"llmviz-stream-{column}", daemon=True
+            )
+            self._threads.append(thread)
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask every column to stop after its current token."""
+        self.stop_event.set()
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker threads; True when all have ended."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        for thread in self._threads:
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            thread.join(left)
+        return not self.running
+
+    def close(self, timeout: float = 30.0) -> bool:
+        self.stop()
+        return self.join(timeout)
+
+    def events(self, poll_s: float = 0.05) -> Iterator[StreamEvent]:
+        """Every event of every column, in arrival order, until all columns are done."""
+        while self._done < len(self.jobs):
+            try:
+                event = self._queue.get(timeout=poll_s)
+            except queue.Empty:
+                if not self.running and self._queue.empty() and self._done < len(self.jobs):
+                    break  # cannot happen unless a worker died without reporting
+                continue
+            if event.kind == "done":
+                self._done += 1
+                assert event.result is not None
+                self.results[event.column] = event.result
+            yield event
+
+    def run(self) -> dict[int, ColumnResult]:
+        """Start (if needed), drain every event, join; the results by column."""
+        if not self._threads:
+            self.start()
+        try:
+            for _ in self.events():
+                pass
+        finally:
+            self.close()
+        return self.results
+
+    # worker thread
+    def _work(self, column: int, job: Job) -> None:
+        import torch
+        from transformers import GenerationConfig
+
+        _BUDGET.enter(self.threads_per_stream if len(self.jobs) > 1 else None)
+        streamer = None
+        try:
+            streamer = _streamer_class()(job.tokenizer, column, self._queue, self.t0)
+            stop_ids = tuple(job.stop_ids) or stop_token_ids(job.tokenizer, job.model)
+            pad = job.tokenizer.pad_token_id
+            gen_cfg = GenerationConfig(
+                max_new_tokens=self.sampling.max_new_tokens,
+                do_sample=False,  # sampling (if any) happens in SeededSample with its own generator
+                eos_token_id=list(stop_ids),
+                pad_token_id=stop_ids[0] if pad is None else pad,
+            )
+            device = next(job.model.parameters()).device
+            ids = torch.tensor([list(job.input_ids)], dtype=torch.long, device=device)
+            with torch.inference_mode():
+                out = job.model.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    generation_config=gen_cfg,
+                    logits_processor=_processors(column, self._queue, self.t0, self.sampling),
+                    stopping_criteria=_event_stop(self.stop_event),
+                    streamer=streamer,
+                )
+            new = out[0, ids.shape[1] :].tolist()
+            last = new[-1] if new else None
+            if last in stop_ids:
+                finish, stop_token = "eos", job.tokenizer.convert_ids_to_tokens(int(last))
+            elif self.stop_event.is_set():
+                finish, stop_token = "stopped", None
+            else:
+                finish, stop_token = "limit", None
+            text = job.tokenizer.decode(new, skip_special_tokens=True)
+            result = ColumnResult(
+                text, len(new), finish, stop_token, streamer.first_token_s, self._elapsed()
+            )
+        except Exception as err:  # noqa: BLE001 - reported to the consumer, never lost
+            log.exception("generation failed in column %d", column)
+            result = ColumnResult(
+                "",
+                getattr(streamer, "n_tokens", 0),
+                "error",
+                None,
+                getattr(streamer, "first_token_s", None),
+                self._elapsed(),
+                error=f"{type(err).__name__}: {str(err)[:200]}",
+            )
+        finally:
+            _BUDGET.leave()
+        self._queue.put(StreamEvent(column, "done", result=result, elapsed_s=result.seconds))
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+class StreamSlot:
+    """At most one running ``DualStream`` per user (keep one in ``gr.State``).
+
+    ``start`` stops and joins the stream already running, so a second click restarts cleanly.
+    Deep copies (gradio copies a ``gr.State``'s initial value per session) are fresh empty slots.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.current: DualStream | None = None
+
+    def __deepcopy__(self, memo: dict) -> StreamSlot:
+        return StreamSlot()
+
+    def start(
+        self, jobs: Sequence[Job], sampling: Sampling, threads_per_stream: int | None = None
+    ) -> DualStream:
+        with self._lock:
+            if self.current is not None and not self.current.close(timeout=30.0):
+                raise UserError(
+                    "The previous generation is still finishing. Wait a moment and click again.",
+                    key="compare_still_running",
+                )
+            self.current = DualStream(jobs, sampling, threads_per_stream).start()
+            return self.current
+
+    def is_current(self, stream: DualStream) -> bool:
+        return self.current is stream
+
+    def stop(self) -> bool:
+        """Stop the running stream; True when there was one running."""
+        stream = self.current
+        if stream is None or not stream.running:
+            return False
+        stream.stop()
+        return True
