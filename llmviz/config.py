@@ -91,3 +91,15 @@ TOK_STEP_MAX_MERGES = 200
 # fp32, not bf16: CPUs without avx512_bf16 (this machine's EPYC has only AVX2) run bf16 matmuls
 # ~100x slower than fp32, and fp32 rows sum to 1 to within 1e-6 instead of 1e-2.
 ATTENTION_PRECISION = os.environ.get("LLMVIZ_ATTENTION_PRECISION", "fp32")
+
+# --- compare tab ---
+COMPARE_MAX_PROMPT_CHARS = 500  # the question typed in the base-vs-instruct tab
+COMPARE_MAX_EXAMPLES = 8  # few-shot example pairs
+COMPARE_MAX_EXAMPLE_CHARS = 200  # one "input => output" line
+COMPARE_DEFAULT_NEW_TOKENS = 40
+COMPARE_TOP_K = 10  # candidates shown for the first answer token
+# fp32 like the attention tab: without avx512_bf16 (this machine) bf16 generation crawls at ~1-3
+# tokens/s; fp32 is the fast path on plain AVX2 CPUs.
+COMPARE_PRECISION = os.environ.get("LLMVIZ_COMPARE_PRECISION", "fp32")
+#: torch threads each of the two generation threads uses while both run (None: leave torch as is).
+COMPARE_THREADS_PER_STREAM: int | None = 1
