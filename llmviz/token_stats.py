@@ -182,7 +182,12 @@ def all_pieces(adapter: Any, result: Tokenized) -> list[TokenPiece]:
     return token_pieces(adapter, result.ids)
 
 
-def tokenize_many(adapters: Sequence[Any], text: str, add_special: bool = True) -> list[Tokenized]:
+def tokenize_many(
+    adapters: Sequence[Any],
+    text: str,
+    add_special: bool = True,
+    display_max: int = config.TOK_DISPLAY_MAX_TOKENS,
+) -> list[Tokenized]:
     """``tokenize_one`` for each adapter, after ``check_text``."""
     check_text(text)
     if not adapters:
@@ -193,7 +198,7 @@ def tokenize_many(adapters: Sequence[Any], text: str, add_special: bool = True) 
             key="tok_too_many",
             limit=config.TOK_MAX_SELECTED,
         )
-    return [tokenize_one(a, text, add_special) for a in adapters]
+    return [tokenize_one(a, text, add_special, display_max) for a in adapters]
 
 
 # --- the per-token table -----------------------------------------------------------------------
