@@ -313,6 +313,7 @@ def build() -> None:
         value=None,
         label=t("att.token"),
         info=t("att.token_info"),
+        allow_custom_value=True,  # so a bad position reaches _check and gets its message
         elem_id="attention-token",
     )
     focus_plot = gr.Plot(show_label=False, elem_id="attention-focus")
