@@ -302,7 +302,7 @@ def vocab_sweep(
     sizes = sorted({check_vocab_size(algorithm, s) for s in sizes})
     if algorithm == "unigram":  # sizes below the character count cannot be trained
         low = min_unigram_size(corpus)
-        sizes = [s for s in sizes if s >= low] or [max(low, sizes[-1])]
+        sizes = [s for s in sizes if s >= low] or sizes[-1:]  # train() explains
     out = []
     for k, size in enumerate(sizes):
         if progress:

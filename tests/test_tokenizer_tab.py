@@ -1,0 +1,170 @@
+"""The tokenizer tab through the API of the whole app (gradio_client): answers and bad input.
+
+Every bad request must come back as an error with the teaching message, and the next normal
+request must still work.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from gradio_client import handle_file
+
+from llmviz import config
+
+PICKS = ["gpt2", "smollm2-135m-instruct", "janome"]
+
+
+def _tokenize(client, text, picks=PICKS):
+    return client.predict(text, picks, True, True, api_name="/tokenizer_tokenize")
+
+
+def _ok(client):
+    html, _ = _tokenize(client, "吾輩は猫である。")
+    assert 'class="grp"' in html and "猫" in html  # byte-level pieces of 猫 grouped
+    return html
+
+
+def test_tokenize_shows_grouped_characters_and_specials(client):
+    html, notes = client.predict(
+        "<|im_start|>猫 😀", ["smollm2-135m-instruct", "gemma-3-270m"], True, True,
+        api_name="/tokenizer_tokenize",
+    )  # fmt: skip
+    assert 'class="t sp"' in html  # the chat marker is a special token
+    assert "&lt;bos&gt;" in html and "&lt;|im_start|&gt;" in html
+    assert "\ufffd" not in html and "<script" not in html
+    assert "E7 8C" in html or "E7" in html
+    assert notes == ""
+
+
+def test_html_is_escaped(client):
+    html, _ = _tokenize(client, "<b>bold</b> {{x}} ${y}", ["gpt2"])
+    assert ">bold<" in html and "<b>bold" not in html  # "<", "b", ">" are separate tokens
+    assert ">&lt;</span>" in html and ">&gt;</span>" in html
+    assert "{{" not in html and "${" not in html
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Type or paste some text"),
+        ("x" * 1_000_000, "limit here is 20,000"),
+    ],
+)
+def test_bad_text_then_recovers(client, text, message):
+    with pytest.raises(Exception, match=message):
+        _tokenize(client, text)
+    _ok(client)
+
+
+def test_lone_surrogate_through_the_raw_api(app_url):
+    # gradio_client cannot even send a lone surrogate (httpx encodes UTF-8), so post raw JSON
+    body = json.dumps({"data": ["x\ud800y", ["gpt2"], True, True]})  # ascii: "\\ud800"
+    base = app_url.rstrip("/") + "/gradio_api/call/tokenizer_tokenize"
+    r = httpx.post(base, content=body, headers={"content-type": "application/json"})
+    events = httpx.get(f"{base}/{r.json()['event_id']}", timeout=60).text
+    assert "event: error" in events and "lone UTF-16 surrogate (U+D800)" in events
+
+
+@pytest.mark.parametrize(
+    "text", ["bell\x07 and NUL\x00", "👨\u200d👩\u200d👧\u200d👦", "e\u0301 n\u0303"]
+)
+def test_unusual_text_is_shown_with_a_note(client, text):
+    html, notes = _tokenize(client, text)
+    assert notes and "\ufffd" not in html
+
+
+def test_bad_selections(client):
+    with pytest.raises(Exception, match="at least one tokenizer"):
+        _tokenize(client, "hi", [])
+    with pytest.raises(Exception, match="Unknown tokenizer"):
+        _tokenize(client, "hi", ["nope"])
+    with pytest.raises(Exception, match="at most 8"):
+        _tokenize(client, "hi", ["gpt2"] * 9)
+    _ok(client)
+
+
+def test_decode_round_trip(client):
+    text, html, verdict = client.predict("31373, 995", "gpt2", api_name="/tokenizer_decode")
+    assert text == "hello world" and "same 2 ids" in verdict
+    text, html, verdict = client.predict("71 68 75 75 78", "gpt2", api_name="/tokenizer_decode")
+    assert text == "hello" and "different ids" in verdict and "31373" in verdict
+
+
+@pytest.mark.parametrize(
+    ("ids", "key", "message"),
+    [
+        ("12, abc", "gpt2", "'abc' is not a token id"),
+        ("", "gpt2", "Type token ids"),
+        ("50257", "gpt2", "not in GPT-2"),
+        ("-3", "gpt2", "not in GPT-2"),
+        ("1 2", "janome", "no token ids"),
+    ],
+)
+def test_decode_bad_ids_then_recovers(client, ids, key, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(ids, key, api_name="/tokenizer_decode")
+    assert client.predict("31373, 995", "gpt2", api_name="/tokenizer_decode")[0] == "hello world"
+
+
+def test_table_and_csv(client):
+    table, path = client.predict(
+        "猫 cat", ["gpt2", "o200k_base"], True, "gpt2", api_name="/tokenizer_table"
+    )
+    rows = table["value"]["data"] if "value" in table else table["data"]
+    assert rows[0][:4] == [0, 163, "猫(1/3)", "E7"]
+    with open(path, encoding="utf-8-sig") as f:
+        csv = f.read()
+    assert csv.splitlines()[0].startswith("tokenizer,index,id,token,text,bytes")
+    assert "o200k_base," in csv and "gpt2,0,163,猫(1/3),猫,E7" in csv
+
+
+def test_premium(client):
+    fig, table = client.predict(
+        "en: The cat sleeps.\nja: 猫が寝ている。", ["gpt2", "o200k_base"],
+        api_name="/tokenizer_premium",
+    )  # fmt: skip
+    assert "| ja |" in table and "×1.0" in table
+    with pytest.raises(Exception, match="Include the 'en'"):
+        client.predict("ja: 猫", ["gpt2"], api_name="/tokenizer_premium")
+
+
+def test_train_and_steps(client):
+    summary, merges, seg, curve, *_ = client.predict(
+        "builtin", "", None, "bpe", 1000, "今日は天気がいい。", api_name="/tokenizer_train"
+    )
+    assert "BPE 1000" in summary and 'class="row"' in seg
+    steps = client.predict("low low low lower", 3, api_name="/tokenizer_bpe_steps")
+    data = steps["value"]["data"] if "value" in steps else steps["data"]
+    assert [r[2] for r in data] == ["lo", "low", "␣low"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("paste", "", None, "bpe", 1000), "corpus is empty"),
+        (("upload", "", None, "bpe", 1000), "Upload a .txt file"),
+        (("builtin", "", None, "unigram", 300), "different characters"),
+        (("paste", "x" * (config.MAX_CORPUS_CHARS + 1), None, "bpe", 1000), "limit"),
+    ],
+)
+def test_train_bad_input_then_recovers(client, args, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*args, "今日は", api_name="/tokenizer_train")
+    _ok(client)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"\x00\x01\x02\xff\xfe binary" * 50, "not UTF-8")],
+)
+def test_bad_uploads_then_recovers(client, tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(Exception, match=message):
+        client.predict(
+            "upload", "", handle_file(str(path)), "bpe", 1000, "今日は", api_name="/tokenizer_train"
+        )
+    _ok(client)
