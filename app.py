@@ -57,7 +57,8 @@ LAUNCH_KWARGS = {
 }
 
 demo = build()
-demo.queue(default_concurrency_limit=2)
+# No demo.queue(...) here: every event names its queue (LIGHT / MODEL / GENERATE in
+# llmviz/ui/common.py), and each queue() call rebuilds gradio's whole app config (seconds at start).
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
