@@ -30,6 +30,7 @@ from llmviz.plots.attention import (
     overview_geometry,
     overview_image,
     overview_tile_at,
+    overview_tile_center,
     stats_figure,
 )
 from llmviz.tokens import token_labels
@@ -288,8 +289,7 @@ def test_overview_click_maps_back_to_each_tile():
         assert img.size[0] <= 1240
         for layer in range(n_layers):
             for head in range(n_heads):
-                x = 40 + layer * pitch + tile // 2
-                y = 28 + head * pitch + tile // 2
+                x, y = (int(v) for v in overview_tile_center(layer, head, n_layers, n_heads))
                 assert overview_tile_at(x, y, n_layers, n_heads) == (layer, head)
         assert overview_tile_at(5, 5, n_layers, n_heads) is None  # the label margin
         assert overview_tile_at(40 + tile + 1, 30, n_layers, n_heads) is None  # a gap

@@ -166,31 +166,32 @@ def stats_figure(
     selected: tuple[int, int],
     axis_layer: str,
     axis_head: str,
-    height: int = 300,
 ) -> go.Figure:
-    """One small heatmap per statistic, layers across and heads down (like the overview), each
+    """One heatmap per statistic, stacked, layers across and heads down (like the overview), each
     cell printed, the selected head outlined."""
     n_layers, n_heads = panels[0][1].shape
+    rows = len(panels)
     fig = make_subplots(
-        rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.05
+        rows=rows, cols=1, subplot_titles=[p[0] for p in panels], vertical_spacing=0.32 / rows
     )
+    layer, head = selected
     for i, (_, values, fmt) in enumerate(panels, start=1):
-        z = np.asarray(values, dtype=np.float32).T  # (heads, layers)
         fig.add_trace(
             go.Heatmap(
-                z=z,
+                z=np.asarray(values, dtype=np.float32).T,  # (heads, layers)
                 x=np.arange(n_layers, dtype=np.int16),
                 y=np.arange(n_heads, dtype=np.int16),
                 colorscale="Purples",
                 showscale=False,
-                texttemplate=f"%{{z:{fmt}}}" if n_layers * n_heads <= 80 else None,
-                textfont=dict(size=10),
+                texttemplate=f"%{{z:{fmt}}}",
+                textfont=dict(size=11 if n_layers <= 20 else 9),
+                xgap=1,
+                ygap=1,
                 hovertemplate=f"{axis_layer} %{{x}} · {axis_head} %{{y}}: %{{z:{fmt}}}<extra></extra>",
             ),
-            row=1,
-            col=i,
+            row=i,
+            col=1,
         )
-        layer, head = selected
         fig.add_shape(
             type="rect",
             x0=layer - 0.5,
@@ -198,15 +199,16 @@ def stats_figure(
             y0=head - 0.5,
             y1=head + 0.5,
             line=dict(color=SELECTED, width=3),
-            row=1,
-            col=i,
+            row=i,
+            col=1,
         )
-    fig.update_xaxes(title=axis_layer, dtick=max(1, n_layers // 6), showgrid=False, zeroline=False)
+        fig.update_yaxes(title=axis_head, row=i, col=1)
+    fig.update_xaxes(dtick=1, showgrid=False, zeroline=False, tickfont=dict(size=11))
+    fig.update_xaxes(title=axis_layer, row=rows, col=1)
     fig.update_yaxes(autorange="reversed", dtick=1, showgrid=False, zeroline=False)
-    fig.update_yaxes(title=axis_head, col=1)
     fig.update_layout(
-        height=height,
-        margin=dict(l=60, r=20, t=50, b=50),
+        height=rows * (n_heads * 26 + 80) + 40,
+        margin=dict(l=60, r=20, t=40, b=50),
         font=FONT,
         paper_bgcolor="white",
         plot_bgcolor="white",
@@ -224,6 +226,12 @@ def overview_geometry(n_layers: int, n_heads: int) -> tuple[int, int]:
     """(tile size, pitch) in pixels for an overview ``OVERVIEW_WIDTH`` wide (pitch = tile + gap)."""
     tile = max(8, min(96, (OVERVIEW_WIDTH - _LEFT) // n_layers - _GAP))
     return tile, tile + _GAP
+
+
+def overview_tile_center(layer: int, head: int, n_layers: int, n_heads: int) -> tuple[float, float]:
+    """Pixel (x, y) at the centre of tile (layer, head): where a test clicks."""
+    tile, pitch = overview_geometry(n_layers, n_heads)
+    return _LEFT + layer * pitch + tile / 2, _TOP + head * pitch + tile / 2
 
 
 def overview_tile_at(x: int, y: int, n_layers: int, n_heads: int) -> tuple[int, int] | None:
@@ -259,7 +267,11 @@ def overview_image(
     for layer in range(n_layers):
         x0 = _LEFT + layer * pitch
         color = GLOBAL if layer in global_layers else "#374151"
-        draw.text((x0 + tile / 2, _TOP - 6), f"L{layer}", fill=color, font=font, anchor="ms")
+        draw.text((x0 + tile / 2, _TOP - 8), f"L{layer}", fill=color, font=font, anchor="ms")
+        if layer in global_layers:  # colour alone is easy to miss on a projector
+            draw.line(
+                [(x0 + tile / 4, _TOP - 4), (x0 + 3 * tile / 4, _TOP - 4)], fill=GLOBAL, width=3
+            )
         for head in range(n_heads):
             y0 = _TOP + head * pitch
             piece = Image.fromarray(colors[layer, head]).resize((tile, tile), Image.NEAREST)

@@ -304,7 +304,7 @@ def build() -> None:
         label=t("att.overview"),
         show_label=False,
         interactive=False,
-        buttons=["download", "fullscreen"],
+        buttons=[],  # their icons would cover the last layer labels
         elem_id="attention-overview",
     )
     gr.Markdown(t("att.focus_title"))
