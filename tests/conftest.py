@@ -126,4 +126,5 @@ def app_url():
 def client(app_url):
     from gradio_client import Client
 
-    return Client(app_url, verbose=False)
+    # generous timeout: on a busy 2-core machine the first config request can take a while
+    return Client(app_url, verbose=False, httpx_kwargs={"timeout": 300})
