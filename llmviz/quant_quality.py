@@ -2,7 +2,8 @@
 
 For a fixed text, against the fp32 model as reference:
 
-* perplexity of the text (``llmviz.perplexity.score_text``, the labs tab's scorer);
+* perplexity of the text: ``exp(mean -log p(next token))`` from the same forward pass (tested
+  equal to ``llmviz.perplexity.score_text``, the labs tab's scorer);
 * next-token agreement: at every position, does the quantized model's most likely next token
   equal the reference's? (1.0 = always);
 * KL divergence ``KL(P_ref || P_q)`` of the next-token distributions, averaged over positions,
@@ -21,7 +22,8 @@ from typing import Any
 import torch
 
 from llmviz import config
-from llmviz.perplexity import prefix_token_id, score_text
+from llmviz.errors import UserError
+from llmviz.perplexity import check_text, prefix_token_id
 
 #: The fixed text: plain English prose both default models read well (Gemma also reads Japanese).
 QUALITY_TEXT = (
@@ -67,24 +69,29 @@ def compare_quality(
     """One row per precision in ``models`` (the reference's row has agreement 1 and KL 0)."""
     if reference not in models:
         raise ValueError(f"the reference precision {reference!r} must be among the models")
-    ref_score = score_text(models[reference], tokenizer, text, max_tokens=max_tokens)  # validates
-    ids = _ids(tokenizer, ref_score.token_ids)
+    token_ids = tokenizer(check_text(text), add_special_tokens=False)["input_ids"]
+    if not 1 <= len(token_ids) <= max_tokens:
+        raise UserError(
+            f"The text is {len(token_ids):,} tokens long; the limit is {max_tokens:,} tokens.",
+            key="ppl_too_many_tokens",
+            n=f"{len(token_ids):,}",
+            limit=f"{max_tokens:,}",
+        )
+    ids = _ids(tokenizer, token_ids)
+    targets = ids[0, 1:]  # lp[j] predicts ids[j + 1]
     ref = _log_probs(models[reference], ids)
     rows = []
     for i, (precision, model) in enumerate(models.items()):
         if progress:
             progress(i / len(models), f"Scoring the text at {precision}")
-        if precision == reference:
-            lp, score = ref, ref_score
-        else:
-            lp, score = (
-                _log_probs(model, ids),
-                score_text(model, tokenizer, text, max_tokens=max_tokens),
-            )
+        lp = ref if precision == reference else _log_probs(model, ids)
         agreement = float((lp.argmax(-1) == ref.argmax(-1)).float().mean())
         kl = float((ref.exp() * (ref - lp)).sum(-1).mean())
+        # perplexity from the same forward pass: exp(mean -log p(next token)), exactly what
+        # llmviz.perplexity.score_text computes for a text that fits one window (tested equal)
+        nll = -lp[:-1].gather(1, targets[:, None]).mean()
         rows.append(
-            QualityRow(precision, score.perplexity, agreement, max(kl, 0.0), int(ids.shape[1]))
+            QualityRow(precision, float(torch.exp(nll)), agreement, max(kl, 0.0), int(ids.shape[1]))
         )
     return tuple(rows)
 

@@ -555,20 +555,16 @@ def _on_lab_model(model_key, request: gr.Request):
 # --- 4. quality ---------------------------------------------------------------------------------
 @handler
 def _on_quality(model_key, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+    """Generator: the quality table first, then the greedy samples one precision at a time."""
     lang = lang_of(request)
     loaded = {p: get_model(model_key, p, progress) for p in QUALITY_PRECISIONS}
     tokenizer = loaded["fp32"].tokenizer
     rows = quant_quality.compare_quality({p: m.model for p, m in loaded.items()}, tokenizer)
-    samples = [quant_quality.greedy_sample(loaded[p].model, tokenizer) for p in QUALITY_PRECISIONS]
     table = pd.DataFrame(
         [[r.precision, f"{r.perplexity:.2f}", f"{r.agreement:.1%}", f"{r.kl:.4f}"] for r in rows],
         columns=[
             text(f"mem.col.{c}", lang) for c in ("precision", "perplexity", "agreement", "kl")
         ],
-    )
-    sample_table = pd.DataFrame(
-        [[p, s.strip()] for p, s in zip(QUALITY_PRECISIONS, samples, strict=True)],
-        columns=[text("mem.col.precision", lang), text("mem.col.sample", lang)],
     )
     note = text(
         "mem.quality.note",
@@ -577,7 +573,12 @@ def _on_quality(model_key, request: gr.Request, progress=gr.Progress()):  # noqa
         new=config.MEMORY_SAMPLE_NEW_TOKENS,
         prompt=quant_quality.SAMPLE_PROMPT,
     )
-    return note, table, sample_table
+    cols = [text("mem.col.precision", lang), text("mem.col.sample", lang)]
+    samples = [[p, "…"] for p in QUALITY_PRECISIONS]
+    yield note, table, pd.DataFrame(samples, columns=cols)
+    for i, p in enumerate(QUALITY_PRECISIONS):
+        samples[i][1] = quant_quality.greedy_sample(loaded[p].model, tokenizer).strip()
+        yield note, table, pd.DataFrame(samples, columns=cols)
 
 
 def _build_quality() -> None:

@@ -1,0 +1,179 @@
+"""The memory tab through the API (gradio_client on the whole app): normal requests, every bad
+input with its message, the app still answering afterwards, and the translations."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from llmviz.config import ASSETS, ROOT
+
+CALC = "/memory_calculate"
+
+
+def calc(
+    client,
+    source="preset",
+    preset="llama3-8b",
+    params="1.5B",
+    hub="",
+    precisions=None,
+    context=8192,
+    batch=1,
+    kv="fp16",
+    rest="fp16",
+):
+    precisions = ["fp32", "bf16", "int8", "nf4", "q4_k_m"] if precisions is None else precisions
+    return client.predict(
+        source, preset, params, hub, precisions, context, batch, kv, rest, api_name=CALC
+    )
+
+
+def _headers(df):
+    return df["headers"]
+
+
+def test_calculator_preset(client):
+    summary, plot, breakdown, fit, textbook = calc(client)
+    assert "8,030,261,248" in summary and "8 KV heads" in summary
+    assert "1.07 GB" in summary  # KV cache at 8k tokens, fp16: 2^30 bytes
+    assert _headers(breakdown)[1:] == [
+        "fp32",
+        "bf16",
+        "int8 (bitsandbytes)",
+        "nf4 (bitsandbytes)",
+        "GGUF Q4_K_M",
+    ]
+    rows = {r[0]: r[1:] for r in breakdown["data"]}
+    assert rows["quantization constants"][:2] == ["", ""]  # floats have none
+    assert rows["embeddings"][3].endswith(
+        "(fp16)"
+    )  # bitsandbytes keeps embeddings in the load dtype
+    assert plot is not None
+    gpt2 = next(r for r in textbook["data"] if r[0].startswith("GPT-2"))
+    assert gpt2[2:6] == ["6 GB", "3 GB", "1.5 GB", "0.75 GB"]
+    gpt3 = next(r for r in textbook["data"] if r[0].startswith("GPT-3 "))
+    assert gpt3[6] == 15
+    fp32 = next(r for r in fit["data"] if r[0] == "fp32")
+    assert fp32[3] == "2"  # 33.7 GB on 24 GB cards
+
+
+def test_calculator_params_and_moe(client):
+    summary, _, breakdown, _, textbook = calc(
+        client, source="params", params="175B", precisions=["fp16"]
+    )
+    assert "175,000,000,000" in summary and "textbook formula" in summary
+    assert breakdown["data"][0][1].startswith("350 (fp16)")
+    summary, *_ = calc(client, preset="mixtral-8x7b", precisions=["nf4"])
+    assert "MoE experts" in summary and "8 experts" in summary
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(source="params", params="0"), "at least 1"),
+        (dict(source="params", params="-7"), "is not a parameter count"),
+        (dict(source="params", params="lots"), "is not a parameter count"),
+        (dict(source="params", params="1e15"), "far beyond any model"),
+        (dict(context=0), "Context length must be between 1 and 10,000,000"),
+        (dict(context=1e9), "Context length must be between 1 and 10,000,000"),
+        (dict(batch=0), "Batch size must be between 1 and 4096"),
+        (dict(precisions=[]), "at least one precision"),
+        (dict(source="hub", hub="nobody/no-such-model"), "cannot reach the Hugging Face Hub"),
+        (dict(source="hub", hub=""), "Type a Hugging Face model id"),
+        (dict(source="hub", hub="../../etc/passwd"), "looks like a file path"),
+        (dict(preset="gpt-9"), "gpt-9"),  # gradio checks dropdown choices before the handler
+    ],
+)
+def test_calculator_bad_input_then_still_works(client, kwargs, message):
+    with pytest.raises(Exception) as err:  # gradio_client raises AppError with the message
+        calc(client, **kwargs)
+    assert message in str(err.value)
+    summary, *_ = calc(client, preset="smollm2-135m", precisions=["bf16"])
+    assert "134,515,008" in summary
+
+
+def test_source_switch(client):
+    preset, params, hub = client.predict("hub", api_name="/memory_source")
+    assert preset["visible"] is False and hub["visible"] is True and params["visible"] is False
+
+
+def test_lab_bad_bits_before_any_load(client):
+    # gradio's slider refuses values outside 2-8 itself; the core check is in tests/test_quantize.py
+    with pytest.raises(Exception, match="maximum value 8"):
+        client.predict(
+            "smollm2-135m-instruct", 3, "mlp.down_proj", 9, "tensor", api_name="/memory_lab"
+        )
+    with pytest.raises(Exception, match="minimum value 2"):
+        client.predict(
+            "smollm2-135m-instruct", 3, "mlp.down_proj", 1, "tensor", api_name="/memory_lab"
+        )
+
+
+@pytest.mark.slow
+def test_lab_on_the_real_model(client):
+    summary, table, hist, heat = client.predict(
+        "smollm2-135m-instruct", 3, "mlp.down_proj", 3, "tensor", api_name="/memory_lab"
+    )
+    assert "576 × 1,536" in summary
+    rows = {r[0]: r for r in table["data"]}
+    naive = float(rows["naive rounding (no scale)"][4].rstrip("%"))
+    block = float(rows["absmax per block of 64"][4].rstrip("%"))
+    assert naive > 90 > block  # 3-bit rounding without a scale zeroes almost everything
+    assert hist is not None and heat is not None
+    with pytest.raises(Exception, match="Layer must be between 0 and 29"):
+        client.predict(
+            "smollm2-135m-instruct", 30, "mlp.down_proj", 3, "tensor", api_name="/memory_lab"
+        )
+    with pytest.raises(Exception, match="Unknown matrix"):
+        client.predict("smollm2-135m-instruct", 0, "mlp.nope", 3, "tensor", api_name="/memory_lab")
+    layer = client.predict("gemma-3-270m", api_name="/memory_lab_model")
+    assert layer["maximum"] == 17
+
+
+@pytest.mark.slow
+def test_measure_and_quality_through_the_api(client):
+    table, plot, note, _ = client.predict(
+        "smollm2-135m-instruct", ["bf16", "nf4"], api_name="/memory_measure"
+    )
+    assert [r[1] for r in table["data"]] == ["bf16", "nf4"]
+    for row in table["data"]:
+        assert abs(float(row[4].rstrip(" %"))) <= 1.0
+    assert "Largest error" in note
+    with pytest.raises(Exception, match="at least one precision"):
+        client.predict("smollm2-135m-instruct", [], api_name="/memory_measure")
+    note, quality, samples = client.predict("smollm2-135m-instruct", api_name="/memory_quality")
+    assert [r[0] for r in quality["data"]] == ["fp32", "int8", "nf4"]
+    assert quality["data"][0][2] == "100.0%"
+    assert [r[0] for r in samples["data"]] == ["fp32", "int8", "nf4"] and all(
+        r[1] for r in samples["data"]
+    )
+
+
+# --- translations -------------------------------------------------------------------------------
+
+
+def test_i18n_keys_match_and_every_error_key_is_translated():
+    data = json.loads((ASSETS / "i18n" / "memory.json").read_text(encoding="utf-8"))
+    assert set(data["en"]) == set(data["ja"])
+    sources = [ROOT / "llmviz" / f for f in ("memory.py", "memory_presets.py", "quantize.py")]
+    sources += [ROOT / "llmviz" / "models" / "hub_config.py"]
+    keys = {k for src in sources for k in re.findall(r'key=f?"(mem_[a-z_{}]+)"', src.read_text())}
+    keys = {k for k in keys if "{" not in k} | {"mem_context_not_number", "mem_batch_not_number"}
+    assert keys, "no error keys found"
+    for k in keys:
+        assert f"errors.{k}" in data["en"] and f"errors.{k}" in data["ja"], k
+    for key, value in data["ja"].items():  # same placeholders in both languages
+        assert set(re.findall(r"{(\w+)}", value)) == set(re.findall(r"{(\w+)}", data["en"][key])), (
+            key
+        )
+
+
+def test_ui_text_keys_exist():
+    from llmviz.ui.i18n import STRINGS
+
+    src = (ROOT / "llmviz" / "ui" / "memory_tab.py").read_text()
+    for key in set(re.findall(r'(?:t|text)\("(mem\.[a-z_.]+)"', src)):
+        assert key in STRINGS["en"] and key in STRINGS["ja"], key
