@@ -75,7 +75,7 @@ MEMORY_QUALITY_TEXT_TOKENS = 128  # fixed text for perplexity / agreement, trunc
 MEMORY_SAMPLE_NEW_TOKENS = 24  # greedy sample per precision
 
 # --- tokenizer tab ---
-TOK_DISPLAY_MAX_TOKENS = 1_500  # colored spans drawn per tokenizer (counts always cover all text)
+TOK_DISPLAY_MAX_TOKENS = 600  # colored spans drawn per tokenizer (counts always cover all text)
 TOK_MAX_SELECTED = 8  # tokenizers compared side by side
 TOK_JANOME_MAX_CHARS = 5_000  # janome (pure Python) is ~100x slower than the subword tokenizers
 TOK_MAX_DECODE_IDS = 4_096  # ids accepted by the decode box
