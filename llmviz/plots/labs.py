@@ -63,13 +63,14 @@ def _layout(fig: go.Figure, title: str, height: int = 560) -> go.Figure:
 # --- scaling -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Point:
-    """A model to mark: name, N, D, fitted loss, 6·N·D."""
+    """A model to mark: name, N, D, fitted loss, 6·N·D, and where its label goes."""
 
     name: str
     n: float
     d: float
     loss: float
     flops: float
+    textpos: str = "top center"  # chosen by the caller so neighbouring labels do not overlap
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,49 @@ def _point_hover(p: Point, words: dict[str, str]) -> str:
     )
 
 
+def _labelled_points(fig: go.Figure, points: Sequence[Point], y_of, words: dict[str, str]) -> None:
+    for k, p in enumerate(points):
+        fig.add_trace(
+            go.Scatter(
+                x=[p.n],
+                y=[y_of(p)],
+                mode="markers+text",
+                marker={
+                    "size": 12,
+                    "color": PALETTE[k % len(PALETTE)],
+                    "line": {"color": "white", "width": 2},
+                },
+                text=[p.name],
+                textposition=p.textpos,
+                textfont={"color": "white", "size": 14, "shadow": "1px 1px 3px black"},
+                name=p.name,
+                hovertext=_point_hover(p, words),
+                hoverinfo="text",
+                showlegend=False,
+            )
+        )
+
+
+def _log_axis(fig: go.Figure, axis: str, lo: float, hi: float, title: str) -> None:
+    ticks, labels = _log_ticks(lo, hi)
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    update(
+        type="log",
+        range=[math.log10(lo), math.log10(hi)],
+        tickvals=ticks,
+        ticktext=labels,
+        title=title,
+    )
+
+
 def loss_landscape(
     n: np.ndarray,  # (P,)
     d: np.ndarray,  # (Q,)
     z: np.ndarray,  # (Q, P) loss at (d[i], n[j])
-    iso: Sequence[Line],
+    iso: Sequence[Line],  # the last one is drawn thick (the student's budget)
     frontier: Line,
     points: Sequence[Point],
+    you: Point | None,
     words: dict[str, str],
 ) -> go.Figure:
     """Filled contours of L(N, D) on log axes, iso-compute lines, the optimal frontier, models."""
@@ -110,10 +147,18 @@ def loss_landscape(
             z=z,
             customdata=custom,
             colorscale="Viridis",
-            reversescale=True,
-            contours={"showlabels": True, "labelfont": {"size": 12, "color": "white"}},
-            ncontours=18,
-            colorbar={"title": {"text": words["loss"]}, "len": 0.8},
+            # the interesting range: 1.9 (today's big models) to 3.5; higher losses saturate
+            contours={
+                "start": 1.9,
+                "end": 3.5,
+                "size": 0.1,
+                "showlabels": True,
+                "labelfont": {"size": 11, "color": "white"},
+            },
+            zmin=1.85,
+            zmax=3.5,
+            line={"width": 0.5, "color": "rgba(255,255,255,0.35)"},
+            colorbar={"title": {"text": words["loss"], "side": "right"}, "len": 0.9},
             hovertemplate=(
                 f"N = %{{customdata[0]}} {words['params']}<br>D = %{{customdata[1]}} "
                 f"{words['tokens']}<br>L = %{{z:.3f}}<extra></extra>"
@@ -122,15 +167,16 @@ def loss_landscape(
         )
     )
     for k, line in enumerate(iso):
+        last = k == len(iso) - 1
         fig.add_trace(
             go.Scatter(
                 x=line.n,
                 y=line.d,
                 mode="lines",
-                line={"color": "white", "width": 2.5 if k == len(iso) - 1 else 1.2, "dash": "dash"},
+                line={"color": "white", "width": 3 if last else 1.2, "dash": "dash"},
                 name=line.name,
-                hovertemplate=f"{html.escape(line.name)}<br>N = %{{x:.3s}}<br>D = %{{y:.3s}}<extra></extra>",
-                showlegend=k == 0 or k == len(iso) - 1,
+                hovertemplate=f"{html.escape(line.name)}<extra></extra>",
+                showlegend=last,
             )
         )
     fig.add_trace(
@@ -140,53 +186,41 @@ def loss_landscape(
             mode="lines",
             line={"color": "#f59e0b", "width": 3},
             name=frontier.name,
-            hovertemplate=f"{html.escape(frontier.name)}<br>N = %{{x:.3s}}<br>D = %{{y:.3s}}<extra></extra>",
+            hovertemplate=f"{html.escape(frontier.name)}<extra></extra>",
         )
     )
-    for k, p in enumerate(points):
+    _labelled_points(fig, points, lambda p: p.d, words)
+    if you is not None:  # a ring around the student's own (N, D)
         fig.add_trace(
             go.Scatter(
-                x=[p.n],
-                y=[p.d],
-                mode="markers+text",
+                x=[you.n],
+                y=[you.d],
+                mode="markers",
                 marker={
-                    "size": 13,
-                    "color": PALETTE[k % len(PALETTE)],
-                    "line": {"color": "white", "width": 2},
+                    "size": 24,
+                    "color": "rgba(0,0,0,0)",
+                    "line": {"color": "#f43f5e", "width": 3},
                 },
-                text=[p.name],
-                textposition="top center",
-                textfont={"color": "white", "size": 13},
-                name=p.name,
-                hovertext=_point_hover(p, words),
+                name=you.name,
+                hovertext=_point_hover(you, words),
                 hoverinfo="text",
-                showlegend=False,
             )
         )
-    xt, xl = _log_ticks(n[0], n[-1])
-    yt, yl = _log_ticks(d[0], d[-1])
-    fig.update_xaxes(
-        type="log",
-        range=[math.log10(n[0]), math.log10(n[-1])],
-        tickvals=xt,
-        ticktext=xl,
-        title=words["n_axis"],
-    )
-    fig.update_yaxes(
-        type="log",
-        range=[math.log10(d[0]), math.log10(d[-1])],
-        tickvals=yt,
-        ticktext=yl,
-        title=words["d_axis"],
-    )
-    fig.update_layout(legend={"orientation": "h", "y": -0.18, "x": 0})
+    _log_axis(fig, "x", n[0], n[-1], words["n_axis"])
+    _log_axis(fig, "y", d[0], d[-1], words["d_axis"])
+    fig.update_layout(legend={"orientation": "h", "y": -0.2, "x": 0})
     return _layout(fig, words["landscape_title"], height=620)
 
 
 def isoflop_profiles(
-    curves: Sequence[Line], optima: Sequence[Point], points: Sequence[Point], words: dict[str, str]
+    curves: Sequence[Line],
+    optima: Sequence[Point],
+    points: Sequence[Point],
+    highlight: str,
+    words: dict[str, str],
 ) -> go.Figure:
-    """Loss against N along fixed budgets (the Chinchilla paper's "IsoFLOP" profiles)."""
+    """Loss against N along fixed budgets (the Chinchilla paper's "IsoFLOP" profiles); the curve
+    named ``highlight`` is drawn thicker."""
     fig = go.Figure()
     for k, (c, opt) in enumerate(zip(curves, optima, strict=True)):
         color = PALETTE[k % len(PALETTE)]
@@ -196,7 +230,7 @@ def isoflop_profiles(
                 y=c.loss,
                 customdata=np.column_stack([[human(v) for v in c.n], [human(v) for v in c.d]]),
                 mode="lines",
-                line={"color": color, "width": 2.5},
+                line={"color": color, "width": 4.5 if c.name == highlight else 2},
                 name=c.name,
                 hovertemplate=(
                     f"{html.escape(c.name)}<br>N = %{{customdata[0]}}<br>D = %{{customdata[1]}}"
@@ -210,7 +244,7 @@ def isoflop_profiles(
                 y=[opt.loss],
                 mode="markers",
                 marker={
-                    "size": 11,
+                    "size": 14,
                     "color": color,
                     "symbol": "star",
                     "line": {"color": "black", "width": 1},
@@ -220,19 +254,17 @@ def isoflop_profiles(
                 showlegend=False,
             )
         )
-    for k, p in enumerate(points):
+    for p in points:
         fig.add_trace(
             go.Scatter(
                 x=[p.n],
                 y=[p.loss],
                 mode="markers+text",
-                marker={
-                    "size": 13,
-                    "color": "white",
-                    "line": {"color": PALETTE[(k + 3) % len(PALETTE)], "width": 3},
-                },
+                marker={"size": 12, "color": "white", "line": {"color": "#111827", "width": 3}},
                 text=[p.name],
-                textposition="bottom center",
+                textposition=p.textpos,
+                textfont={"size": 14, "color": "#111827"},
+                cliponaxis=False,
                 name=p.name,
                 hovertext=_point_hover(p, words),
                 hoverinfo="text",
@@ -241,9 +273,9 @@ def isoflop_profiles(
         )
     lo = min(float(c.n.min()) for c in curves)
     hi = max(float(c.n.max()) for c in curves)
-    xt, xl = _log_ticks(lo, hi)
-    fig.update_xaxes(type="log", tickvals=xt, ticktext=xl, title=words["n_axis"])
-    fig.update_yaxes(title=words["loss"])
+    _log_axis(fig, "x", lo, hi, words["n_axis"])
+    lowest = min(float(c.loss.min()) for c in curves)
+    fig.update_yaxes(title=words["loss"], range=[lowest - 0.08, max(lowest + 1.6, 3.6)])
     return _layout(fig, words["isoflop_title"])
 
 

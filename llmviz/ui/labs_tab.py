@@ -9,6 +9,7 @@ side by side, the same content in English and Japanese.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from functools import lru_cache
@@ -90,7 +91,7 @@ def _scaling_markdown(n, d, budget, gpu, n_gpus, util, lang) -> str:
         n=h(n), d=h(d), c=s(c), gpu=tt.gpu.name, n_gpus=f"{tt.n_gpus:,}", util=f"{util:.0%}",
         time=_fmt_time(tt.days, lang), gpu_hours=h(tt.gpu_hours),
         peak=f"{tt.gpu.peak_flops / 1e12:,.1f}", inf=s(inf), ratio=h(3 * d),
-        compute_tps=f"{compute_tps:,.0f}", memory_tps=f"{memory_tps:,.0f}",
+        compute_tps=f"{compute_tps:,.0f}", weights_gb=f"{2 * n / 1e9:,.1f}", gpu_mem=f"{tt.gpu.memory_gb:g}", memory_tps=f"{memory_tps:,.0f}",
         term_n=f"{terms[0]:.3f}", term_d=f"{terms[1]:.3f}", l0=f"{terms[2]:.2f}",
         loss=f"{sum(terms):.3f}", tpp=f"{d / n:,.1f}",
         budget=s(budget), n_opt=h(opt.n_params), d_opt=h(opt.n_tokens),
@@ -105,7 +106,7 @@ def _presets_markdown(lang: str) -> str:
         mark = "" if r.preset.tokens_published else " *"
         rows.append(
             f"| {r.preset.name} | {plots.human(r.preset.n_params)} | {plots.human(r.preset.n_tokens)}{mark}"
-            f" | {r.tokens_per_param:,.0f} | {plots.sci(r.flops)} | **{r.loss:.3f}**"
+            f" | {r.tokens_per_param:,.{0 if r.tokens_per_param >= 10 else 1}f} | {plots.sci(r.flops)} | **{r.loss:.3f}**"
             f" | {plots.human(r.optimum.n_params)} / {plots.human(r.optimum.n_tokens)}"
             f" | {r.optimum.loss:.3f} |"
         )
@@ -125,23 +126,28 @@ def _presets_markdown(lang: str) -> str:
     return "\n".join(rows)
 
 
+# label positions that keep neighbouring presets apart on both charts
+_LANDSCAPE_POS = {
+    "gpt2": "top right",
+    "gpt3": "bottom left",
+    "gopher": "bottom right",
+    "chinchilla": "top left",
+    "llama3-8b": "top center",
+}
+_PROFILE_POS = {"gopher": "middle right", "chinchilla": "top left"}
+
+
 def _scaling_figures(n, d, budget, lang):
-    words = _words(
-        lang,
-        "labs.plot",
-        ("params", "tokens", "loss", "n_axis", "d_axis", "landscape_title", "isoflop_title"),
-    )
-    budgets = sorted({*ISO_BUDGETS, float(budget)})
-    curves = scaling.iso_curves(budgets)
-    name = lambda c: text("labs.plot.iso", lang, c=plots.sci(c))  # noqa: E731
+    keys = ("params", "tokens", "loss", "n_axis", "d_axis", "landscape_title", "isoflop_title")
+    words = _words(lang, "labs.plot", keys)
+    curves = scaling.iso_curves(sorted({*ISO_BUDGETS, float(budget)}))
+
+    def name(c: float) -> str:
+        label = text("labs.plot.iso", lang, c=plots.sci(c))
+        return label + text("labs.plot.yours", lang) if c == float(budget) else label
+
+    yours = name(float(budget))
     iso_lines = [plots.Line(name(cv.flops), cv.n_params, cv.n_tokens, cv.loss) for cv in curves]
-    user_c = scaling.training_flops(n, d)
-    user = scaling.iso_compute(user_c, np.array([n]))
-    grid_n, grid_d, z = scaling.loss_grid(LANDSCAPE_N, LANDSCAPE_D)
-    iso_land = [
-        *(ln for ln in iso_lines if ln.name != name(budget)),
-        *(ln for ln in iso_lines if ln.name == name(budget)),
-    ]
     frontier = scaling.optimal_frontier((1e17, 1e27))
     front = plots.Line(
         text("labs.plot.frontier", lang),
@@ -149,26 +155,26 @@ def _scaling_figures(n, d, budget, lang):
         np.array([o.n_tokens for o in frontier]),
         np.array([o.loss for o in frontier]),
     )
-    marks = [
-        plots.Point(
-            r.preset.name.split(" (")[0], r.preset.n_params, r.preset.n_tokens, r.loss, r.flops
+    marks = {}
+    for k in scaling.PRESETS:
+        r = scaling.summarize(k)
+        short = r.preset.name.split(" (")[0]
+        marks[k] = plots.Point(
+            short, r.preset.n_params, r.preset.n_tokens, r.loss, r.flops, _LANDSCAPE_POS[k]
         )
-        for r in map(scaling.summarize, scaling.PRESETS)
-    ]
-    you = plots.Point(text("labs.plot.you", lang), n, d, float(user[1][0]), user_c)
-    landscape = plots.loss_landscape(grid_n, grid_d, z, iso_land, front, [*marks, you], words)
+    you = plots.Point(
+        text("labs.plot.you", lang), n, d, scaling.loss(n, d), scaling.training_flops(n, d)
+    )
+    iso_land = sorted(iso_lines, key=lambda ln: ln.name == yours)  # the student's budget last
+    grid = scaling.loss_grid(LANDSCAPE_N, LANDSCAPE_D)
+    landscape = plots.loss_landscape(*grid, iso_land, front, list(marks.values()), you, words)
+    optimum = text("labs.plot.optimum", lang)
     optima = [
-        plots.Point(
-            text("labs.plot.optimum", lang),
-            cv.optimum.n_params,
-            cv.optimum.n_tokens,
-            cv.optimum.loss,
-            cv.flops,
-        )
+        plots.Point(optimum, cv.optimum.n_params, cv.optimum.n_tokens, cv.optimum.loss, cv.flops)
         for cv in curves
     ]
-    on_curves = [m for m in marks if m.name.startswith(("Chinchilla", "Gopher"))]
-    profiles = plots.isoflop_profiles(iso_lines, optima, on_curves, words)
+    on_curves = [dataclasses.replace(marks[k], textpos=pos) for k, pos in _PROFILE_POS.items()]
+    profiles = plots.isoflop_profiles(iso_lines, optima, on_curves, yours, words)
     return landscape, profiles
 
 
@@ -231,6 +237,7 @@ def _build_scaling() -> None:
     with gr.Row():
         landscape = gr.Plot(label=t("labs.sc.landscape"), elem_id="labs-sc-landscape")
         profiles = gr.Plot(label=t("labs.sc.profiles"), elem_id="labs-sc-profiles")
+    gr.Markdown(t("labs.sc.plots_help"))
     gr.Markdown(t("labs.sc.presets_title"))
     table = gr.Markdown(elem_id="labs-sc-table")
     gr.Markdown(t("labs.sc.caveat"))
