@@ -211,6 +211,22 @@ def test_temperature_experiment_is_reproducible_and_greedy_rows_agree(tiny_llama
     assert list(greedy[0]) == lib[: len(greedy[0])]
 
 
+def test_experiment_rows_equal_single_runs_with_their_seed(tiny_gemma3, tiny_tokenizer):
+    """The documented relation: row (T, i) = our one-row sampler (= generate) with seed + i - 1,
+    temperature only; batching does not change the tokens here (fp32, no near-ties hit)."""
+    rows = temperature_experiment(tiny_gemma3, tiny_tokenizer, PROMPT, max_new_tokens=6, seed=11)
+    for row in rows:
+        single = generate_ids(
+            tiny_gemma3,
+            tiny_tokenizer,
+            PROMPT,
+            SamplingSettings(row.temperature, top_k=0),
+            6,
+            row.seed,
+        )
+        assert list(row.token_ids) == single, row
+
+
 def test_candidate_labels_complete_split_characters(tiny_tokenizer):
     ids = tiny_tokenizer("吾輩は猫")["input_ids"]
     labels = candidate_labels(tiny_tokenizer, ids[:-1], [ids[-1]])
@@ -245,14 +261,22 @@ def test_bad_seed(bad):
         check_seed(bad)
 
 
-# --- the real model -----------------------------------------------------------------------------------
+# --- the real model (at the tab's precision) ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def gemma_tab():
+    from llmviz.models import load_model
+
+    return load_model("gemma-3-270m", config.SAMPLING_PRECISION)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "settings_",
     [SamplingSettings(temperature=0.8, top_p=0.95), SamplingSettings(temperature=0)],
     ids=str,
 )
-def test_gemma_seeded_steps_equal_generate(gemma, settings_):
+def test_gemma_seeded_steps_equal_generate(gemma_tab, settings_):
+    gemma = gemma_tab
     ours = generate_ids(gemma.model, gemma.tokenizer, "昔々、あるところに", settings_, 8, 42)
     assert ours == library_tokens(
         gemma.model, gemma.tokenizer, "昔々、あるところに", settings_, 8, 42
@@ -260,7 +284,8 @@ def test_gemma_seeded_steps_equal_generate(gemma, settings_):
 
 
 @pytest.mark.slow
-def test_gemma_next_token_view_is_full_vocabulary_and_japanese(gemma):
+def test_gemma_next_token_view_is_full_vocabulary_and_japanese(gemma_tab):
+    gemma = gemma_tab
     view = next_token_view(gemma.model, gemma.tokenizer, PROMPT, SamplingSettings())
     assert view.vocab_size == gemma.model.config.vocab_size > 200_000
     assert view.n_survivors == 50

@@ -34,23 +34,30 @@ class CandidateBars:
     chosen: int | None = None  # position in the list of the chosen token, if shown
 
 
-def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(
-        title=dict(text=title, x=0.01, font=dict(size=17)),
+def _layout(title: str, subtitle: str, height: int, **extra: object) -> dict:
+    """Shared look; built as one dict because every ``update_*`` call re-validates the figure."""
+    return dict(
+        title=dict(
+            text=f"{html.escape(title)}<br><sup>{html.escape(subtitle)}</sup>",
+            x=0.01,
+            y=0.98,
+            yref="container",
+            yanchor="top",
+            font=dict(size=17),
+        ),
         height=height,
-        margin=dict(l=60, r=20, t=60, b=90),
+        margin=dict(l=60, r=20, t=120, b=90),
         font=FONT,
         plot_bgcolor="white",
         paper_bgcolor="white",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
-        bargap=0.25,
-        bargroupgap=0.05,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
+        **extra,
     )
-    fig.update_yaxes(gridcolor="#eef2f7", zeroline=False)
-    return fig
 
 
-def candidates_figure(bars: CandidateBars, names: dict[str, str], title: str) -> go.Figure:
+def candidates_figure(
+    bars: CandidateBars, names: dict[str, str], title: str, subtitle: str = ""
+) -> go.Figure:
     """Grouped bars: original (T = 1), after temperature, final; removed candidates greyed.
 
     ``names`` gives the legend texts for keys ``original``, ``tempered``, ``final``, ``removed``
@@ -59,61 +66,78 @@ def candidates_figure(bars: CandidateBars, names: dict[str, str], title: str) ->
     n = len(bars.labels)
     x = list(range(n))
     removed = [bool(r) for r in bars.removed_by]
-    fig = go.Figure()
-    fig.add_bar(
-        x=x,
-        y=list(bars.original),
-        name=names["original"],
-        marker_color=ORIGINAL,
-        hovertemplate="%{customdata}<br>p = %{y:.4f}<extra></extra>",
-        customdata=list(bars.labels),
-    )
-    fig.add_bar(
-        x=x,
-        y=list(bars.tempered),
-        name=names["tempered"],
-        marker_color=[REMOVED if r else TEMPERED for r in removed],
-        marker_line=dict(color=["#9ca3af" if r else TEMPERED for r in removed], width=1),
-        hovertemplate="%{customdata}<br>p = %{y:.4f}<extra></extra>",
-        customdata=list(bars.labels),
-    )
-    fig.add_bar(
-        x=x,
-        y=list(bars.final),
-        name=names["final"],
-        marker_color=FINAL,
-        hovertemplate="%{customdata}<br>p = %{y:.4f}<extra></extra>",
-        customdata=list(bars.labels),
-    )
-    # a grey legend entry explaining the grey bars
-    fig.add_bar(x=[None], y=[None], name=names["removed"], marker_color=REMOVED, showlegend=True)
+    labels = list(bars.labels)
+    hover = "%{customdata}<br>p = %{y:.4f}<extra></extra>"
     top = max([*bars.original, *bars.tempered, *bars.final, 1e-9])
-    for i, why in enumerate(bars.removed_by):
-        if why:
-            fig.add_annotation(
-                x=i,
-                y=max(bars.original[i], bars.tempered[i]),
-                text=f"✕ {html.escape(why)}",
-                showarrow=False,
-                yshift=12,
-                font=dict(size=11, color="#6b7280"),
-                textangle=-90,
-                yanchor="bottom",
-            )
-    if bars.chosen is not None and 0 <= bars.chosen < n:
-        fig.add_annotation(
-            x=bars.chosen, y=top * 1.18, text="▼", showarrow=False, font=dict(size=20, color=CHOSEN)
-        )
-    colors = ["#9ca3af" if r else "#111827" for r in removed]
-    ticktext = [
-        f"<span style='color:{c}'>{html.escape(lbl)}</span>"
-        for lbl, c in zip(bars.labels, colors, strict=True)
+    data = [
+        go.Bar(
+            x=x,
+            y=list(bars.original),
+            name=names["original"],
+            marker_color=ORIGINAL,
+            hovertemplate=hover,
+            customdata=labels,
+        ),
+        go.Bar(
+            x=x,
+            y=list(bars.tempered),
+            name=names["tempered"],
+            marker=dict(
+                color=[REMOVED if r else TEMPERED for r in removed],
+                line=dict(color=["#9ca3af" if r else TEMPERED for r in removed], width=1),
+            ),
+            # which filter removed the candidate, written above its bar
+            text=[f"✕ {why}" if why else "" for why in bars.removed_by],
+            textposition="outside",
+            textangle=-90,
+            textfont=dict(size=11, color="#6b7280"),
+            cliponaxis=False,
+            hovertemplate=hover,
+            customdata=labels,
+        ),
+        go.Bar(
+            x=x,
+            y=list(bars.final),
+            name=names["final"],
+            marker_color=FINAL,
+            hovertemplate=hover,
+            customdata=labels,
+        ),
+        # a grey legend entry explaining the grey bars
+        go.Bar(x=[None], y=[None], name=names["removed"], marker_color=REMOVED),
     ]
-    fig.update_xaxes(
-        tickmode="array", tickvals=x, ticktext=ticktext, tickangle=-45 if n > 12 else 0
+    annotations = []
+    if bars.chosen is not None and 0 <= bars.chosen < n:
+        annotations.append(
+            dict(
+                x=bars.chosen,
+                y=top * 1.18,
+                text="▼",
+                showarrow=False,
+                font=dict(size=20, color=CHOSEN),
+            )
+        )
+    ticktext = [
+        f"<span style='color:{'#9ca3af' if r else '#111827'}'>{html.escape(lbl)}</span>"
+        for lbl, r in zip(labels, removed, strict=True)
+    ]
+    layout = _layout(
+        title,
+        subtitle,
+        480,
+        bargap=0.25,
+        bargroupgap=0.05,
+        annotations=annotations,
+        xaxis=dict(tickmode="array", tickvals=x, ticktext=ticktext, tickangle=-45 if n > 12 else 0),
+        yaxis=dict(
+            title=names["probability"],
+            range=[0, top * 1.3],
+            tickformat=".0%",
+            gridcolor="#eef2f7",
+            zeroline=False,
+        ),
     )
-    fig.update_yaxes(title=names["probability"], range=[0, top * 1.3], tickformat=".0%")
-    return _layout(fig, title, 440)
+    return go.Figure(data=data, layout=layout)
 
 
 def nucleus_figure(
@@ -122,6 +146,7 @@ def nucleus_figure(
     nucleus_size: int,
     names: dict[str, str],
     title: str,
+    subtitle: str = "",
 ) -> go.Figure:
     """The cumulative probability of the candidates (most likely first) that top-p measures.
 
@@ -129,42 +154,83 @@ def nucleus_figure(
     ``names``: ``curve``, ``threshold``, ``nucleus``, ``rank``, ``cumulative``.
     """
     ranks = list(range(1, len(cumulative) + 1))
-    fig = go.Figure()
-    fig.add_scatter(
-        x=ranks,
-        y=list(cumulative),
-        mode="lines+markers",
-        name=names["curve"],
-        line=dict(color=TEMPERED, width=3),
-        marker=dict(size=5),
-        hovertemplate="%{x}: %{y:.3f}<extra></extra>",
-    )
+    data = [
+        go.Scatter(
+            x=ranks,
+            y=list(cumulative),
+            mode="lines+markers",
+            name=names["curve"],
+            line=dict(color=TEMPERED, width=3),
+            marker=dict(size=5),
+            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+        )
+    ]
+    shapes, annotations = [], []
     if top_p < 1.0:
-        fig.add_hline(y=top_p, line=dict(color=FINAL, dash="dash", width=2))
-        fig.add_annotation(
-            x=1,
-            xref="paper",
-            y=top_p,
-            text=f"{names['threshold']} = {top_p:g}",
-            showarrow=False,
-            xanchor="right",
-            yshift=10,
-            font=dict(color="#b45309"),
+        shapes.append(
+            dict(
+                type="line",
+                xref="paper",
+                x0=0,
+                x1=1,
+                y0=top_p,
+                y1=top_p,
+                line=dict(color=FINAL, dash="dash", width=2),
+            )
+        )
+        annotations.append(
+            dict(
+                x=1,
+                xref="paper",
+                y=top_p,
+                text=f"{names['threshold']} = {top_p:g}",
+                showarrow=False,
+                xanchor="right",
+                yshift=10,
+                font=dict(color="#b45309"),
+            )
         )
     if 1 <= nucleus_size <= len(cumulative):
-        y_end = cumulative[nucleus_size - 1]
-        fig.add_vline(x=nucleus_size, line=dict(color=CHOSEN, dash="dot", width=2))
-        fig.add_scatter(
-            x=[nucleus_size],
-            y=[y_end],
-            mode="markers",
-            name=names["nucleus"],
-            marker=dict(color=CHOSEN, size=13, symbol="diamond"),
-            hovertemplate=f"{html.escape(names['nucleus'])}: %{{x}}<extra></extra>",
+        shapes.append(
+            dict(
+                type="line",
+                yref="paper",
+                y0=0,
+                y1=1,
+                x0=nucleus_size,
+                x1=nucleus_size,
+                line=dict(color=CHOSEN, dash="dot", width=2),
+            )
         )
-    fig.update_xaxes(title=names["rank"], type="log" if len(cumulative) > 30 else "linear")
-    fig.update_yaxes(title=names["cumulative"], range=[0, 1.05], tickformat=".0%")
-    return _layout(fig, title, 360)
+        data.append(
+            go.Scatter(
+                x=[nucleus_size],
+                y=[cumulative[nucleus_size - 1]],
+                mode="markers",
+                name=names["nucleus"],
+                marker=dict(color=CHOSEN, size=13, symbol="diamond"),
+                hovertemplate=f"{html.escape(names['nucleus'])}: %{{x}}<extra></extra>",
+            )
+        )
+    xaxis: dict = dict(title=names["rank"])
+    if len(cumulative) > 30:  # log ranks: the first few candidates matter most
+        xaxis.update(type="log", dtick=1)
+    layout = _layout(
+        title,
+        subtitle,
+        480,
+        shapes=shapes,
+        annotations=annotations,
+        xaxis=xaxis,
+        yaxis=dict(
+            title=names["cumulative"],
+            range=[0, 1.05],
+            tickformat=".0%",
+            gridcolor="#eef2f7",
+            zeroline=False,
+        ),
+    )
+    return go.Figure(data=data, layout=layout)
 
 
 # --- HTML ------------------------------------------------------------------------------------------
@@ -193,8 +259,10 @@ def colored_text_html(prompt: str, pieces: Sequence[ColoredPiece], legend: str, 
         spans.append(
             f"<span title='{html.escape(piece.tooltip, quote=True)}' style='background:"
             f"{prob_color(piece.prob)};border:{border};border-radius:4px;padding:1px 2px;"
-            f"margin:0 1px;white-space:pre-wrap'>{html.escape(piece.text)}"
+            f"margin:0 1px;white-space:pre-wrap'>{html.escape(piece.text.replace(chr(10), '↵'))}"
             f"<sub style='font-size:0.6em;color:#374151'>{piece.rank}</sub></span>"
+            + "<br>"
+            * piece.text.count("\n")  # a newline token shows as ↵ and breaks the line
         )
     body = "".join(spans) if spans else f"<span style='color:#9ca3af'>{html.escape(empty)}</span>"
     scale = "".join(

@@ -97,10 +97,9 @@ def _charts(
         k: text(f"sampling.legend.{k}", lang)
         for k in ("original", "tempered", "final", "removed", "probability")
     }
-    title = text(
-        "sampling.chart_title", lang, context=_context(session), n=len(ids), vocab=view.vocab_size
-    )
-    bars_fig = candidates_figure(bars, names, title)
+    title = text("sampling.chart_title", lang, context=_context(session))
+    subtitle = text("sampling.chart_subtitle", lang, n=len(ids), vocab=view.vocab_size)
+    bars_fig = candidates_figure(bars, names, title, subtitle)
     curve = view.nucleus_curve(config.SAMPLING_CURVE_N)
     nucleus = int(view.kept_top_p.sum()) if not view.settings.greedy else 1
     curve_names = {
@@ -108,7 +107,12 @@ def _charts(
         for k in ("curve", "threshold", "nucleus", "rank", "cumulative")
     }
     curve_fig = nucleus_figure(
-        curve, view.settings.top_p, nucleus, curve_names, text("sampling.curve.title", lang)
+        curve,
+        view.settings.top_p,
+        nucleus,
+        curve_names,
+        text("sampling.curve.title", lang),
+        text("sampling.curve.subtitle", lang),
     )
     top = int(ids[0])
     t_eff = 2.0**view.tempered_entropy_bits
@@ -408,7 +412,8 @@ def _on_experiment(prompt, model_key, seed, request: gr.Request, progress=gr.Pro
         [f"{r.temperature:g}", r.sample, r.seed, r.text.replace("\n", " ↵ "), _pct(r.mean_prob)]
         for r in rows
     ]
-    return pd.DataFrame(data, columns=[text(f"sampling.col.{c}", lang) for c in cols])
+    table = pd.DataFrame(data, columns=[text(f"sampling.col.{c}", lang) for c in cols])
+    return gr.update(value=table, visible=True)
 
 
 # --- layout -------------------------------------------------------------------------------------------
@@ -517,6 +522,7 @@ def build() -> None:
         interactive=False,
         wrap=True,
         label=t("sampling.experiment_table"),
+        visible=False,  # until the first run: an empty table shows meaningless headers
         elem_id="sampling-experiment-table",
     )
     state = gr.State(None)
@@ -524,7 +530,14 @@ def build() -> None:
     knobs = [temperature, top_k, top_p, min_p, top_n]
     where = [prompt, model, seed, *knobs]
     view_outputs = [bars, curve, stats, summary, force_choice, colored, history, state]
-    show_btn.click(_on_view, [*where, state], view_outputs, api_name="sampling_view", **MODEL)
+    gr.on(
+        [show_btn.click, prompt.submit],
+        _on_view,
+        [*where, state],
+        view_outputs,
+        api_name="sampling_view",
+        **MODEL,
+    )
     step_btn.click(_on_step, [*where, state], view_outputs, api_name="sampling_step", **MODEL)
     force_btn.click(
         _on_force, [*where, force_id, state], view_outputs, api_name="sampling_force", **MODEL

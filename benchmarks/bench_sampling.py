@@ -1,0 +1,150 @@
+"""Sampling tab speed: next-token view on a 100-token prompt, and streaming vs ``model.generate``.
+
+Run: ``.venv/bin/python benchmarks/bench_sampling.py [--precision fp32] [--tokens 40] [--repeats 3]``
+Prints a markdown table. Targets (issue 5): next-token view <= 250 ms warm (server time);
+streaming tokens/s >= plain ``model.generate`` with the same model, precision and settings,
+measured in this same run (interleaved, median of the repeats; the two produce identical tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from llmviz import config  # noqa: E402
+from llmviz.generation import Decoder, Session, encode_prompt, stream  # noqa: E402
+from llmviz.models import load_model  # noqa: E402
+from llmviz.sampling import SamplingSettings, sample_next  # noqa: E402
+
+TEXT = (
+    "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。何でも薄暗いじめじめした所で"
+    "ニャーニャー泣いていた事だけは記憶している。吾輩はここで始めて人間というものを見た。"
+    "The animal didn't cross the street because it was too tired. Large language models predict "
+    "the next token, one token at a time, from a probability distribution over their vocabulary. "
+) * 4
+
+
+def prompt_of(tokenizer, n_tokens: int) -> str:
+    """A text that encodes to exactly ``n_tokens`` ids (special tokens included) or close."""
+    ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    special = len(encode_prompt(tokenizer, "a")) - len(
+        tokenizer("a", add_special_tokens=False)["input_ids"]
+    )
+    return tokenizer.decode(ids[: n_tokens - special])
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=config.DEFAULT_BASE)
+    parser.add_argument("--precision", default=config.SAMPLING_PRECISION)
+    parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-experiment", action="store_true", help="skip the 15-row table")
+    args = parser.parse_args()
+
+    loaded = load_model(args.model, args.precision)
+    model, tok = loaded.model, loaded.tokenizer
+    prompt = prompt_of(tok, 100)
+    n_prompt = len(encode_prompt(tok, prompt))
+    settings = SamplingSettings(temperature=0.8, top_k=50, top_p=0.95)
+
+    # warm up both paths once (first calls allocate and pick kernels)
+    sample_next(Decoder(model, tok, prompt).logits, settings, draw_token=False)
+    ids = torch.tensor([encode_prompt(tok, prompt)])
+    model.generate(
+        ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, **settings.generate_kwargs()
+    )
+
+    # 1) next-token view: prompt forward + the full sampler (every intermediate)
+    core = timed(
+        lambda: sample_next(Decoder(model, tok, prompt).logits, settings, draw_token=False),
+        args.repeats,
+    )
+    forward = timed(lambda: Decoder(model, tok, prompt), args.repeats)
+
+    # ... and what the tab's handler does on top (labels, figures, cards, colored text, history)
+    from llmviz.ui import sampling_tab
+
+    def handler_path() -> None:
+        session = Session.start(model, tok, prompt, 42, model_key=args.model)
+        sampling_tab._screen(session, settings, config.SAMPLING_TOP_N, "en")
+
+    handler = timed(handler_path, args.repeats)
+
+    # 2) streaming vs model.generate, same settings and seed (identical tokens), interleaved
+    ours_tps, lib_tps, counts = [], [], []
+    for r in range(args.repeats):
+        seed = 1000 + r
+        dec = Decoder(model, tok, prompt)
+        rng = torch.Generator(device=dec.logits.device).manual_seed(seed)
+        start = time.perf_counter()
+        dec2 = Decoder(model, tok, prompt)  # prefill counted, as generate counts its own
+        got = [t.token_id for t in stream(dec2, settings, args.tokens, rng)]
+        ours_s = time.perf_counter() - start
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=args.tokens,
+            **settings.generate_kwargs(),
+        )
+        lib_s = time.perf_counter() - start
+        lib = out[0, ids.shape[1] :].tolist()
+        assert got == lib, "streamed tokens differ from model.generate"
+        counts.append(len(got))
+        ours_tps.append(len(got) / ours_s)
+        lib_tps.append(len(lib) / lib_s)
+        del dec
+
+    # 3) the textbook experiment (15 rows x 20 tokens, batched)
+    from llmviz.generation import temperature_experiment
+
+    exp = [float("nan")]
+    if not args.no_experiment:
+        exp = timed(lambda: temperature_experiment(model, tok, "こんにちは、", seed=0), 1)
+
+    med = statistics.median
+    ratio = med(ours_tps) / med(lib_tps)
+    print(
+        f"\n### Sampling tab — {loaded.spec.display}, {args.precision}, {torch.get_num_threads()} threads\n"
+    )
+    print("| measurement | result | target |")
+    print("|---|---|---|")
+    print(f"| prompt forward, {n_prompt} tokens (median) | {med(forward) * 1000:.0f} ms | |")
+    print(
+        f"| next-token view, core (forward + full sampler) | {med(core) * 1000:.0f} ms | ≤ 250 ms |"
+    )
+    print(
+        f"| next-token view, tab handler (+ labels, figures) | {med(handler) * 1000:.0f} ms | ≤ 250 ms |"
+    )
+    print(
+        f"| streaming ({counts[0]} tokens, T=0.8, top-k 50, top-p 0.95) | {med(ours_tps):.1f} tok/s | |"
+    )
+    print(f"| model.generate, same settings and seed | {med(lib_tps):.1f} tok/s | |")
+    print(f"| ratio streaming / generate | {ratio:.2f} | ≥ 1.0 |")
+    print(f"| textbook experiment (15 rows x 20 tokens, batched) | {exp[0]:.1f} s | |")
+    print(
+        f"\nrepeats: {args.repeats}; view ms: {[round(x * 1000) for x in core]}; "
+        f"stream tok/s: {[round(x, 1) for x in ours_tps]}; generate tok/s: {[round(x, 1) for x in lib_tps]}"
+    )
+
+
+if __name__ == "__main__":
+    main()
