@@ -244,17 +244,18 @@ STAT_NAMES = ("entropy", "first_share", "lookback", "prev_share", "self_share", 
 
 def head_stats(weights: np.ndarray, token_ids: Sequence[int]) -> HeadStats:
     """``HeadStats`` for ``weights`` (layers, heads, T, T). With one token everything is NaN."""
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float32)
     t = w.shape[-1]
     lead = w.shape[:-2]
     if t < 2:
-        nan = np.full(lead, np.nan)
+        nan = np.full(lead, np.nan, dtype=np.float32)
         return HeadStats(nan, nan, nan, nan, nan, nan)
     rows = w[..., 1:, :]  # queries 1..T-1
-    plogp = np.where(rows > 0, rows * np.log2(np.where(rows > 0, rows, 1.0)), 0.0)
-    entropy = -plogp.sum(-1).mean(-1)
-    distance = np.arange(1, t)[:, None] - np.arange(t)[None, :]  # (T-1, T): i - j
-    lookback = (rows * np.clip(distance, 0, None)).sum(-1).mean(-1)
+    # 0 * log(tiny) == 0, so masked cells add nothing without a second pass over the tensor
+    plogp = rows * np.log2(np.maximum(rows, np.float32(1e-30)))
+    entropy = -plogp.sum(-1, dtype=np.float64).mean(-1)
+    distance = (np.arange(1, t)[:, None] - np.arange(t)[None, :]).clip(0).astype(np.float32)
+    lookback = np.einsum("...ij,ij->...i", rows, distance).mean(-1)
     idx = np.arange(1, t)
     prev = w[..., idx, idx - 1].mean(-1)
     self_ = w[..., idx, idx].mean(-1)
@@ -262,7 +263,7 @@ def head_stats(weights: np.ndarray, token_ids: Sequence[int]) -> HeadStats:
     same = (ids[:, None] == ids[None, :]) & (np.arange(t)[None, :] < np.arange(t)[:, None])
     has_copy = same.any(-1)
     if has_copy.any():
-        mass = (w * same).sum(-1)  # (..., T)
+        mass = np.einsum("...ij,ij->...i", w, same.astype(np.float32))  # (..., T)
         same_share = mass[..., has_copy].mean(-1)
     else:
         same_share = np.full(lead, np.nan)
