@@ -109,9 +109,14 @@ def predict_for(model: Any, precision: str, device: str) -> tuple[Component, ...
 def compare(
     name: str, model: Any, precision: str, device: str, allocator_peak: int | None = None
 ) -> Comparison:
-    return Comparison(
-        name, precision, predict_for(model, precision, device), measure(model, allocator_peak)
-    )
+    """Prediction and measurement side by side. ``allocator_peak`` (CUDA, from ``cuda_load_peak``)
+    is dropped when it is under half the tensors: the model came from the cache, nothing was loaded."""
+    measured = measure(model)
+    if allocator_peak is not None and allocator_peak >= measured.total / 2:
+        measured = Measured(
+            measured.parameters, measured.buffers, measured.quant_state, allocator_peak
+        )
+    return Comparison(name, precision, predict_for(model, precision, device), measured)
 
 
 def cuda_load_peak(load: Callable[[], T]) -> tuple[T, int | None]:

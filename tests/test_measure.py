@@ -187,3 +187,11 @@ def test_quality_cost_on_smollm():
     assert all(1 < r.perplexity < 1000 for r in rows.values())
     sample = quant_quality.greedy_sample(models["nf4"].model, tok, max_new_tokens=8)
     assert sample.strip()
+
+
+def test_allocator_peak_is_kept_only_for_a_fresh_load(tiny_llama):
+    total = measure.measure(tiny_llama).total
+    fresh = measure.compare("tiny", tiny_llama, "fp32", "cuda", allocator_peak=total + 1000)
+    cached = measure.compare("tiny", tiny_llama, "fp32", "cuda", allocator_peak=10)
+    assert fresh.measured.allocator_peak == total + 1000 and fresh.measured.total == total
+    assert cached.measured.allocator_peak is None

@@ -363,6 +363,10 @@ def _pvm_outputs(rows: list[dict], lang: str):
         ],
         columns=[text(f"mem.col.{c}", lang) for c in cols],
     )
+    if any(r.get("peak") for r in rows):  # CUDA: the allocator's peak during each fresh load
+        table[text("mem.col.peak", lang)] = [
+            f"{r['peak'] / 1e6:,.2f}" if r.get("peak") else "" for r in rows
+        ]
     fig = plots.predicted_vs_measured(
         [f"{r['short']}<br>{r['precision']}" for r in rows],
         [r["predicted"] / 1e6 for r in rows],
@@ -386,8 +390,8 @@ def _on_measure(model_key, precisions, rows, request: gr.Request, progress=gr.Pr
     chosen = memory.check_precisions([p for p in precisions or [] if p in PVM_PRECISIONS])
     rows = [r for r in (rows or []) if not (r["key"] == model_key and r["precision"] in chosen)]
     for precision in chosen:
-        loaded = get_model(model_key, precision, progress)
-        c = measure.compare(loaded.spec.display, loaded.model, precision, loaded.device)
+        loaded, peak = measure.cuda_load_peak(lambda p=precision: get_model(model_key, p, progress))
+        c = measure.compare(loaded.spec.display, loaded.model, precision, loaded.device, peak)
         rows.append(
             dict(
                 key=model_key,
@@ -400,6 +404,7 @@ def _on_measure(model_key, precisions, rows, request: gr.Request, progress=gr.Pr
                 footprint=loaded.footprint_bytes,
                 state=c.measured.quant_state,
                 load=loaded.load_seconds,
+                peak=c.measured.allocator_peak,
             )
         )
     rows.sort(key=lambda r: (r["key"], PVM_PRECISIONS.index(r["precision"])))
