@@ -140,6 +140,7 @@ def focus_figure(
     vals, text, size = _ticks(labels)
     fig.update_xaxes(
         title=axis_key,
+        range=[-1, n],  # room for the first rotated label
         tickmode="array",
         tickvals=vals,
         ticktext=text,

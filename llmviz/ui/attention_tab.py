@@ -117,7 +117,9 @@ def _draw(a: _Analysis, layer: int, head: int, token: int, hide: bool, lang: str
     shown = hide_first_token(result.weights) if hide else result.weights
     layout = result.layout
     tile, _ = overview_geometry(layout.n_layers, layout.n_heads)
-    globals_ = [i for i, k in enumerate(layout.layer_types) if k != "sliding_attention"]
+    # marking global layers only means something when some layers are local (Gemma 3)
+    globals_ = [i for i in range(layout.n_layers) if i not in layout.sliding_layers]
+    globals_ = globals_ if layout.sliding_layers else []
     overview = overview_image(downsample(shown, tile), globals_, (layer, head))
     title_key = "att.head_title_hidden" if hide else "att.head_title"
     head_map = head_figure(
