@@ -31,6 +31,7 @@ import numpy as np
 from llmviz import config
 from llmviz.errors import UserError
 from llmviz.models.catalog import PAIRS, ModelSpec
+from llmviz.tokens import token_labels
 
 SHOTS = ("zero", "one", "few")
 COT_SUFFIXES = {"en": "Let's think step by step.", "ja": "ステップごとに考えよう。"}
@@ -472,15 +473,11 @@ class Candidates:
 
 
 def token_label(tokenizer: Any, token_id: int) -> str:
-    """A readable label for one token: its text with spaces and newlines made visible; the raw
-    token string when the token is a piece of a multi-byte character.
-
-    >>> # token_label(gpt2, 995) -> '␣world'
+    """A readable label for one candidate token (``tokens.token_labels``: spaces as ``␣``, line
+    breaks as ``↵``, a piece of a multi-byte character as its hex bytes such as ``<E3 81>``).
+    Each candidate is an alternative, so it is labelled alone, never grouped with its neighbours.
     """
-    piece = tokenizer.decode([int(token_id)], skip_special_tokens=False)
-    if not piece or "\ufffd" in piece:
-        piece = str(tokenizer.convert_ids_to_tokens(int(token_id)))
-    return piece.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+    return token_labels(tokenizer, [int(token_id)])[0]
 
 
 def top_candidates(logits: np.ndarray, tokenizer: Any, k: int = 10) -> Candidates:

@@ -195,14 +195,22 @@ def test_stop_ids_include_the_eos(tiny_tokenizer, tiny_llama):
     assert ids == (tiny_tokenizer.eos_token_id,)  # no end-of-turn tokens in this vocabulary
 
 
-@pytest.mark.slow
-def test_real_pair_answers_and_stops(baseline):
-    """The observed lesson: SmolLM2-Instruct answers with its template and stops at <|im_end|>;
-    Gemma base asked raw does not answer and runs to the limit."""
+@pytest.fixture(scope="module")
+def real_pair():
+    """Loaded before ``baseline`` counts threads (loading may leave e.g. tqdm's monitor thread)."""
     from llmviz.models import load_model
 
-    gemma = load_model("gemma-3-270m", config.COMPARE_PRECISION)
-    smol = load_model("smollm2-135m-instruct", config.COMPARE_PRECISION)
+    return (
+        load_model("gemma-3-270m", config.COMPARE_PRECISION),
+        load_model("smollm2-135m-instruct", config.COMPARE_PRECISION),
+    )
+
+
+@pytest.mark.slow
+def test_real_pair_answers_and_stops(real_pair, baseline):
+    """The observed lesson: SmolLM2-Instruct answers with its template and stops at <|im_end|>;
+    Gemma base asked raw does not answer and runs to the limit."""
+    gemma, smol = real_pair
     q = "What is the capital of England?"
     g = compare.build_prompt(gemma.tokenizer, q)
     s = compare.build_prompt(smol.tokenizer, q, use_template=True)

@@ -41,6 +41,15 @@ BOX_STYLE = (
 )
 
 
+def _limit_slider(*args: Any, **kwargs: Any) -> gr.Slider:
+    """A slider whose value reaches the core unchecked, so an out-of-range value sent through the
+    API gets the core's teaching message (same idea as the sampling tab); the browser keeps the
+    handle inside the range anyway."""
+    slider = gr.Slider(*args, **kwargs)
+    slider.preprocess = lambda payload: payload  # type: ignore[method-assign]
+    return slider
+
+
 # --- run-time text (translated on the server) -----------------------------------------------------
 def _model_name(key: str) -> str:
     try:
@@ -173,12 +182,17 @@ def _tokenizer(key: str) -> Any:
     return load_tokenizer(key)
 
 
-def _preview_one(key: str, lang: str, shots: str | None = None, **kwargs: Any) -> str:
+def _warning_box(err: UserError, lang: str) -> str:
+    message = html.escape(error_message(err, lang))
+    return f'<div class="cmp-exact" style="color:#b45309">⚠️ {message}</div>'
+
+
+def _preview_one(key: str, lang: str, label_shots: str | None, **kwargs: Any) -> str:
     try:
         built = compare.build_prompt(_tokenizer(key), **kwargs)
     except UserError as err:  # half-typed input: say what is wrong in place, no pop-up
-        return f'<div class="cmp-exact" style="color:#b45309">⚠️ {html.escape(error_message(err, lang))}</div>'
-    return _prompt_html(built, lang, shots)
+        return _warning_box(err, lang)
+    return _prompt_html(built, lang, label_shots)
 
 
 @handler
@@ -192,21 +206,13 @@ def _on_preview(
         compare.select_shots(examples, shots)
         compare.cot_suffix(cot)
     except UserError as err:
-        box = f'<div class="cmp-exact" style="color:#b45309">⚠️ {html.escape(error_message(err, lang))}</div>'
+        box = _warning_box(err, lang)
         return box, box
     task = task if isinstance(task, str) else ""
+    common = dict(question=prompt, cot=cot)
     return (
-        _preview_one(
-            left_key,
-            lang,
-            shots,
-            question=prompt,
-            shots=shots,
-            examples=examples,
-            task=task,
-            cot=cot,
-        ),
-        _preview_one(right_key, lang, question=prompt, use_template=bool(use_template), cot=cot),
+        _preview_one(left_key, lang, shots, shots=shots, examples=examples, task=task, **common),
+        _preview_one(right_key, lang, None, use_template=bool(use_template), **common),
     )
 
 
@@ -247,38 +253,47 @@ def _on_run(
         compare.build_prompt(right.tokenizer, prompt, use_template=bool(use_template), cot=cot),
     )
     tokenizers = (left.tokenizer, right.tokenizer)
-    jobs = [Job(m.model, m.tokenizer, b.input_ids) for m, b in zip((left, right), built, strict=True)]
+    jobs = [
+        Job(m.model, m.tokenizer, b.input_ids) for m, b in zip((left, right), built, strict=True)
+    ]
     stream = slot.start(jobs, sampling, config.COMPARE_THREADS_PER_STREAM)
-    texts, counts, panels = ["", ""], [0, 0], {}
+    texts: list[str] = ["", ""]
+    panels: dict[int, Panel] = {}
     waiting = text("cmp.status.waiting", lang)
-    yield _Screen(
+    full = _Screen(
         "", "", waiting, waiting,
         _prompt_html(built[0], lang, shots), _prompt_html(built[1], lang),
         _figure({}, lang),
-    ).out()  # fmt: skip
+    )  # fmt: skip
+    yield full.out()
     try:
         for ev in stream.events():
             if not slot.is_current(stream):
                 return  # a second click restarted: the new run owns the outputs now
-            screen = _Screen()
-            c = ev.column
+            changed = _Screen()  # only what this event changes travels to the browser
+
+            def put(name: str, value: Any, changed: _Screen = changed) -> None:
+                setattr(changed, name, value)
+                setattr(full, name, value)
+
+            side = SIDES[ev.column]
             if ev.kind == "first":
-                cand = compare.top_candidates(ev.first_logits, tokenizers[c], config.COMPARE_TOP_K)
+                cand = compare.top_candidates(
+                    ev.first_logits, tokenizers[ev.column], config.COMPARE_TOP_K
+                )
                 title = text(
                     "cmp.plot_title",
                     lang,
-                    side=text(f"cmp.side.{SIDES[c]}", lang),
-                    model=(left, right)[c].spec.display,
+                    side=text(f"cmp.side.{side}", lang),
+                    model=(left, right)[ev.column].spec.display,
                 )
-                panels[c] = Panel(title, cand.labels, cand.probs, COLORS[c])
-                screen.plot = _figure(panels, lang)
+                panels[ev.column] = Panel(title, cand.labels, cand.probs, COLORS[ev.column])
+                put("plot", _figure(panels, lang))
             elif ev.kind == "text":
-                texts[c] += ev.text
-                counts[c] = ev.n_tokens
-                setattr(screen, f"{SIDES[c]}_text", texts[c])
-                setattr(
-                    screen,
-                    f"{SIDES[c]}_status",
+                texts[ev.column] += ev.text
+                put(f"{side}_text", texts[ev.column])
+                put(
+                    f"{side}_status",
                     text("cmp.status.running", lang, n=ev.n_tokens, s=ev.elapsed_s),
                 )
             else:  # done: the decoded whole replaces the streamed pieces
@@ -286,9 +301,10 @@ def _on_run(
                 final = ev.result.text
                 if not final.strip() and ev.result.finish != "error":
                     final = text("cmp.empty_answer", lang)
-                setattr(screen, f"{SIDES[c]}_text", final)
-                setattr(screen, f"{SIDES[c]}_status", _status(ev.result, lang))
-            yield screen.out()
+                put(f"{side}_text", final)
+                put(f"{side}_status", _status(ev.result, lang))
+            yield changed.out()
+        yield full.out()  # everything at the end: API callers get the whole picture
     finally:
         if slot.is_current(stream):
             stream.close()
@@ -366,18 +382,19 @@ def build() -> None:
                     label=t("cmp.cot"),
                     elem_id="cmp-cot",
                 )
+                max_new = _limit_slider(
+                    1, config.MAX_NEW_TOKENS, value=config.COMPARE_DEFAULT_NEW_TOKENS, step=1,
+                    label=t("cmp.max_tokens"), info=t("cmp.max_tokens_info"),
+                    elem_id="cmp-max-new",
+                )  # fmt: skip
+                temperature = _limit_slider(
+                    0.0, 2.0, value=0.0, step=0.05,
+                    label=t("cmp.temperature"), info=t("cmp.temperature_info"),
+                    elem_id="cmp-temperature",
+                )  # fmt: skip
                 with gr.Row():
-                    max_new = gr.Slider(
-                        1, config.MAX_NEW_TOKENS, value=config.COMPARE_DEFAULT_NEW_TOKENS, step=1,
-                        label=t("cmp.max_tokens"), info=t("cmp.max_tokens_info"),
-                    )  # fmt: skip
-                    temperature = gr.Slider(
-                        0.0, 2.0, value=0.0, step=0.05,
-                        label=t("cmp.temperature"), info=t("cmp.temperature_info"),
-                    )  # fmt: skip
-                with gr.Row():
-                    top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label=t("cmp.top_p"))
-                    seed = gr.Number(value=0, precision=0, minimum=0, label=t("cmp.seed"))
+                    top_p = _limit_slider(0.05, 1.0, value=1.0, step=0.05, label=t("cmp.top_p"))
+                    seed = gr.Number(value=0, precision=0, label=t("cmp.seed"))
     with gr.Row():
         run_btn = gr.Button(t("cmp.run"), variant="primary", elem_id="cmp-run", scale=3)
         stop_btn = gr.Button(t("cmp.stop"), variant="stop", elem_id="cmp-stop", scale=1)
