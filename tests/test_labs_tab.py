@@ -107,7 +107,7 @@ def test_perplexity_api_matches_the_core(client, gemma):
     s = score_text(gemma.model, gemma.tokenizer, EN)
     assert f"**{s.perplexity:,.2f}**" in summary
     assert f"{s.bits_per_char:.3f}" in summary
-    assert "exp(" in summary and "<bos>" in summary
+    assert "exp(" in summary and "`<bos>`" in summary
     assert html_a.count('class="labs-tok"') == s.n_tokens  # Gemma: one span per token here
     assert not (html_b.get("value") if isinstance(html_b, dict) else html_b)  # panel B hidden
     assert fig is not None
@@ -151,6 +151,18 @@ def test_perplexity_api_two_models(client, gemma, smollm):
     assert f"**{b.perplexity:,.2f}**" in rows[1]
     assert "<|im_start|>" in summary  # SmolLM2's BOS is the context token
     assert html_a and html_b
+
+
+def test_summary_is_one_table_then_notes(tiny_llama, tiny_tokenizer):
+    a = score_text(tiny_llama, tiny_tokenizer, "The animal didn't cross the street.")
+    b = score_text(tiny_llama, tiny_tokenizer, "吾輩は猫である。")
+    md = labs_tab._summary([("A", a, tiny_tokenizer), ("B", b, tiny_tokenizer)], "en")
+    block = md.split("\n\n")[0].splitlines()
+    assert len(block) == 4 and all(line.startswith("|") for line in block)  # head, rule, 2 rows
+    assert block[2].startswith("| A |") and f"**{a.perplexity:,.2f}**" in block[2]
+    assert block[3].startswith("| B |") and f"{b.total_bits:,.0f} |" in block[3]
+    assert "`<bos>`" in md  # as code: a bare <bos> would be swallowed as an HTML tag
+    assert f"exp({a.nll_mean:.3f}) = **{a.perplexity:,.2f}**" in md
 
 
 def test_summary_states_the_sliding_window(tiny_llama, tiny_tokenizer):

@@ -289,35 +289,35 @@ def _stats_line(s: TextScore, lang: str) -> str:
 
 
 def _summary(runs: list[tuple[str, TextScore, Any]], lang: str) -> str:
-    lines = [text("labs.ppl.table_head", lang)]
+    table = [text("labs.ppl.table_head", lang)]
     for name, s, _tok in runs:
-        lines.append(
-            f"| {name} | {s.n_tokens:,} | {s.n_chars:,} | {s.n_bytes:,} | {s.nll_mean:.3f} | **{s.perplexity:,.2f}**"
-            f" | {s.bits_per_token:.2f} | {s.bits_per_char:.3f} | {s.bits_per_byte:.3f} | {s.total_bits:,.0f} |"
+        table.append(
+            f"| {name} | {s.n_tokens:,} | {s.n_chars:,} | {s.n_bytes:,} | {s.nll_mean:.3f}"
+            f" | **{s.perplexity:,.2f}** | {s.bits_per_token:.2f} | {s.bits_per_char:.3f}"
+            f" | {s.bits_per_byte:.3f} | {s.total_bits:,.0f} |"
         )
-    name, s, tok = runs[0]
-    lines.append("")
-    lines.append(
+    name, s, _tok = runs[0]
+    paragraphs = [
+        "\n".join(table),
         text(
-            "labs.ppl.worked",
-            lang,
-            name=name,
-            nll=f"{s.nll_mean:.3f}",
-            ppl=f"{s.perplexity:,.2f}",
-            bpt=f"{s.bits_per_token:.3f}",
-            bits=f"{s.total_bits:,.1f}",
-            chars=f"{s.n_chars:,}",
-            bpc=f"{s.bits_per_char:.3f}",
-            bytes=f"{s.n_bytes:,}",
-            bpb=f"{s.bits_per_byte:.3f}",
-        )  # fmt: skip
-    )
+            "labs.ppl.worked", lang, name=name, nll=f"{s.nll_mean:.3f}", ppl=f"{s.perplexity:,.2f}",
+            bpt=f"{s.bits_per_token:.3f}", bits=f"{s.total_bits:,.1f}", chars=f"{s.n_chars:,}",
+            bpc=f"{s.bits_per_char:.3f}", bytes=f"{s.n_bytes:,}", bpb=f"{s.bits_per_byte:.3f}",
+        ),
+    ]  # fmt: skip
+    prefixes: dict[str, list[str]] = {}  # context token (as code, so "<bos>" is not read as HTML)
     for name, s, tok in runs:
         if s.prefix_id is not None:
-            pref = token_labels(tok, [s.prefix_id])[0]
-            lines.append(text("labs.ppl.prefix_note", lang, name=name, prefix=pref))
+            prefixes.setdefault(f"`{token_labels(tok, [s.prefix_id])[0]}`", []).append(name)
+    if prefixes:
+        if len(prefixes) == 1:
+            shown = next(iter(prefixes))
+        else:
+            shown = ", ".join(f"{p} ({', '.join(names)})" for p, names in prefixes.items())
+        paragraphs.append(text("labs.ppl.prefix_note", lang, prefix=shown))
+    for name, s, _tok in runs:
         if s.sliding:
-            lines.append(
+            paragraphs.append(
                 text(
                     "labs.ppl.sliding_note",
                     lang,
@@ -327,9 +327,9 @@ def _summary(runs: list[tuple[str, TextScore, Any]], lang: str) -> str:
                     stride=s.stride,
                     windows=s.n_windows,
                     ctx=s.window - s.stride,
-                )
+                )  # fmt: skip
             )
-    return "\n\n".join(lines)
+    return "\n\n".join(paragraphs)
 
 
 def _score_runs(jobs: list[tuple[str, str, str]], lang: str, progress: gr.Progress):
@@ -375,7 +375,8 @@ def _on_languages(pair, model_a, prec_a, request: gr.Request, progress=gr.Progre
         (f"{text('labs.ppl.english', lang)} · {name}", preset_text(f"{pair}-en"), model_a, prec_a),
         (f"{text('labs.ppl.japanese', lang)} · {name}", preset_text(f"{pair}-ja"), model_a, prec_a),
     ]
-    return _score_runs(jobs, lang, progress)
+    summary, html_a, html_b, fig = _score_runs(jobs, lang, progress)
+    return summary + "\n\n" + text("labs.ppl.lang_note", lang), html_a, html_b, fig
 
 
 @handler
