@@ -106,7 +106,8 @@ def nf4(w: np.ndarray) -> np.ndarray:
     blocks = _groups(w.astype(np.float32), "block")
     amax = np.abs(blocks).max(axis=1, keepdims=True)
     normed = blocks / np.where(amax == 0, 1.0, amax)
-    idx = np.abs(normed[..., None] - levels).argmin(axis=-1)
+    # nearest level = which interval between neighbouring midpoints the value falls in
+    idx = np.searchsorted((levels[1:] + levels[:-1]) / 2, normed)
     return _ungroup((levels[idx] * amax).astype(np.float32), w)
 
 
