@@ -65,6 +65,14 @@ def median_time(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def cpu_time(fn) -> float:
+    """CPU seconds of one call, all threads: what the work costs when the machine is not shared
+    (this machine often runs at load > 10 on 2 cores, so wall time there says little)."""
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
 def serialise(outputs: tuple) -> dict[str, int]:
     """Bytes of each drawn output as gradio ships it: plotly JSON, PNG, Markdown."""
     overview, head_map, info, focus, stats = outputs
@@ -88,6 +96,7 @@ def parts(key: str, n_tokens: int, repeats: int) -> dict:
         return compute_attention(model, tok, encode_text(tok, text))
 
     t_forward, result = median_time(forward, repeats)
+    cpu_forward = cpu_time(forward)
     t_stats, stats = median_time(lambda: head_stats(result.weights, result.token_ids), repeats)
     analysis = attention_tab._Analysis(result, stats, loaded.spec.display)
     layer, head, token = 2, 1, result.n_tokens - 1
@@ -97,6 +106,8 @@ def parts(key: str, n_tokens: int, repeats: int) -> dict:
         return out, serialise(out)
 
     t_draw, (_, sizes) = median_time(draw, repeats)
+    cpu_click = cpu_forward + cpu_time(lambda: head_stats(result.weights, result.token_ids))
+    cpu_click += cpu_time(draw)
     t_draw_hidden, _ = median_time(lambda: draw(True), repeats)
     return {
         "model": loaded.spec.display,
@@ -107,6 +118,7 @@ def parts(key: str, n_tokens: int, repeats: int) -> dict:
         "draw": t_draw,
         "draw_hidden": t_draw_hidden,
         "click": t_forward + t_stats + t_draw,
+        "cpu_click": cpu_click,
         "sizes": sizes,
         "payload": sum(sizes.values()),
         "state_mb": result.weights.nbytes / 2**20,
@@ -148,9 +160,10 @@ def app_round_trip(n_tokens: int, repeats: int) -> dict:
                 return len(body), len(png)
 
             t, (stream_bytes, png_bytes) = median_time(click, repeats)
+            cpu = cpu_time(click)  # the server runs in this process: its threads count too
     finally:
         app.demo.close()
-    return {"seconds": t, "stream": stream_bytes, "png": png_bytes}
+    return {"seconds": t, "cpu": cpu, "stream": stream_bytes, "png": png_bytes}
 
 
 def precision_ratio(n_tokens: int) -> dict:
@@ -191,7 +204,8 @@ def main() -> None:
     for r in rows:
         print(
             f"| {r['model']} | {r['T']} | {r['maps']} | {r['forward']:.3f} s | {r['stats']:.3f} s "
-            f"| {r['draw']:.3f} s | **{r['click']:.2f} s** | {r['draw_hidden']:.3f} s "
+            f"| {r['draw']:.3f} s | **{r['click']:.2f} s** | {r['cpu_click']:.2f} s "
+            f"| {r['draw_hidden']:.3f} s "
             f"| **{r['payload'] / 1e3:.0f} kB** | {r['state_mb']:.1f} MB |"
         )
     print("\nPayload parts (bytes): ")
@@ -205,12 +219,14 @@ def main() -> None:
         total = a["stream"] + a["png"]
         print(f"\n## Real endpoint over HTTP (Gemma-3-270M, {args.tokens} tokens, warm)\n")
         print(
-            "| click to figure data | event stream | overview PNG | **total to browser** | target |"
+            "| click to figure data | its CPU time | event stream | overview PNG "
+            "| **total to browser** | target |"
         )
-        print("|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|")
         verdict = "met" if a["seconds"] <= 1 and total <= 1_000_000 else "NOT met"
         print(
-            f"| **{a['seconds']:.2f} s** | {a['stream'] / 1e3:.0f} kB | {a['png'] / 1e3:.0f} kB "
+            f"| **{a['seconds']:.2f} s** | {a['cpu']:.2f} s | {a['stream'] / 1e3:.0f} kB "
+            f"| {a['png'] / 1e3:.0f} kB "
             f"| **{total / 1e3:.0f} kB** | ≤ 1 s, ≤ 1 MB: {verdict} |"
         )
 
