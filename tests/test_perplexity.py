@@ -10,7 +10,13 @@ import torch
 
 from llmviz import config
 from llmviz.errors import UserError
-from llmviz.perplexity import TextScore, prefix_token_id, score_text
+from llmviz.perplexity import (
+    TextScore,
+    cumulative_bits,
+    prefix_token_id,
+    score_text,
+    surprisal_spans,
+)
 
 EN = "The animal didn't cross the street because it was too tired."
 JA = "吾輩は猫である。名前はまだ無い。"
@@ -130,6 +136,26 @@ def test_window_is_clipped_to_the_model_context(tiny_llama, tiny_tokenizer):
     assert s.window == tiny_llama.config.max_position_embeddings - 1
 
 
+@pytest.mark.parametrize("text", [EN, JA, "🙂 emoji, 猫!"])
+def test_spans_cover_the_text_and_add_up(tiny_llama, tiny_tokenizer, text):
+    s = score_text(tiny_llama, tiny_tokenizer, text)
+    spans = surprisal_spans(s, tiny_tokenizer)
+    assert "".join(sp.text for sp in spans) == text
+    assert [i for sp in spans for i in sp.token_indices] == list(range(s.n_tokens))
+    assert sum(sp.bits for sp in spans) == pytest.approx(s.total_bits)
+    x, y = cumulative_bits(spans)
+    assert x[-1] == len(text) and y[-1] == pytest.approx(s.total_bits)
+    assert np.all(np.diff(x) > 0)
+
+
+def test_split_characters_become_one_span(tiny_llama, tiny_tokenizer):
+    """The tiny byte-level BPE has not learnt 鬱, so its 3 bytes are 2-3 tokens: one span."""
+    s = score_text(tiny_llama, tiny_tokenizer, "鬱")
+    spans = surprisal_spans(s, tiny_tokenizer)
+    assert s.n_tokens > 1 and len(spans) == 1 and spans[0].text == "鬱"
+    assert spans[0].bits == pytest.approx(s.total_bits)
+
+
 class _NoSpecialTokens:
     """A tokenizer without BOS and EOS (delegates everything else)."""
 
@@ -192,3 +218,18 @@ def test_real_gemma_english_and_japanese(gemma):
     for s in (en, ja):
         assert 1 < s.perplexity < 1000 < len(gemma.tokenizer)
         assert 0 < s.bits_per_char < 8
+
+
+@pytest.mark.slow
+def test_real_gemma_bf16_vs_nf4(gemma):
+    """4-bit weights cost a little perplexity, not a lot: the comparison the UI offers."""
+    from llmviz.models import load_model
+
+    nf4 = load_model("gemma-3-270m", "nf4")
+    a = score_text(gemma.model, gemma.tokenizer, EN)
+    b = score_text(nf4.model, nf4.tokenizer, EN)
+    assert a.token_ids == b.token_ids
+    assert a.perplexity != b.perplexity
+    assert 0.7 < b.perplexity / a.perplexity < 1.5
+    spans = surprisal_spans(a, gemma.tokenizer)
+    assert "".join(sp.text for sp in spans) == EN
