@@ -51,6 +51,7 @@ def resolve_pair(key: str) -> tuple[str, str]:
     >>> resolve_pair("same")
     ('smollm2-135m-instruct', 'smollm2-135m-instruct')
     """
+    key = key if isinstance(key, str) else repr(key)
     if key == SAME_MODEL_PAIR:
         instruct = PAIRS["default"][1]
         return instruct, instruct
@@ -177,7 +178,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(key: str) -> Preset:
-    if key not in PRESETS:
+    if not isinstance(key, str) or key not in PRESETS:
         raise UserError(
             f"Unknown preset '{str(key)[:40]}'. Choose one of: {', '.join(PRESETS)}.",
             key="compare_preset_unknown",

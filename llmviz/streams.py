@@ -167,7 +167,7 @@ def _streamer_class() -> type:
     from transformers import TextIteratorStreamer
 
     class _Streamer(TextIteratorStreamer):
-        """Finished text goes to the shared queue, tagged with the column; counts tokens."""
+        """New text goes to the shared queue, tagged with the column; counts tokens."""
 
         def __init__(self, tokenizer: Any, column: int, out: queue.Queue, t0: float) -> None:
             super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -177,12 +177,28 @@ def _streamer_class() -> type:
             self._prompt_seen = False
 
         def put(self, value: Any) -> None:
-            if self._prompt_seen:
-                self.n_tokens += int(value.numel())
-                if self.first_token_s is None:
-                    self.first_token_s = time.perf_counter() - self.t0
-            self._prompt_seen = True
-            super().put(value)
+            # Unlike the base class, which holds text back until a space (or a CJK ideograph)
+            # arrives, every token is shown at once: the first token must reach the screen
+            # without waiting for the second, and Japanese has no spaces. Only an incomplete
+            # multi-byte character (decoded as U+FFFD) waits for its remaining bytes.
+            if value.dim() > 1:
+                value = value[0]
+            if not self._prompt_seen:  # generate() first sends the prompt
+                self._prompt_seen = True
+                return
+            self.n_tokens += int(value.numel())
+            if self.first_token_s is None:
+                self.first_token_s = time.perf_counter() - self.t0
+            self.token_cache.extend(value.tolist())
+            text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+            if text.endswith("\ufffd"):
+                return
+            printable = text[self.print_len :]
+            if text.endswith("\n"):  # as the base class: a line break starts a fresh cache
+                self.token_cache, self.print_len = [], 0
+            else:
+                self.print_len = len(text)
+            self.on_finalized_text(printable)
 
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
             if text:
@@ -195,11 +211,6 @@ def _streamer_class() -> type:
                         elapsed_s=time.perf_counter() - self.t0,
                     )
                 )
-
-        def _is_chinese_char(self, cp: int) -> bool:
-            # The base class holds text back until a space unless the last character is a CJK
-            # ideograph; Japanese kana and full-width punctuation have no spaces either.
-            return 0x3000 <= cp <= 0x30FF or 0xFF00 <= cp <= 0xFFEF or super()._is_chinese_char(cp)
 
     return _Streamer
 

@@ -189,7 +189,7 @@ def _warning_box(err: UserError, lang: str) -> str:
 
 def _preview_one(key: str, lang: str, label_shots: str | None, **kwargs: Any) -> str:
     try:
-        built = compare.build_prompt(_tokenizer(key), **kwargs)
+        built = compare.build_prompt(_tokenizer(get_spec(key).key), **kwargs)
     except UserError as err:  # half-typed input: say what is wrong in place, no pop-up
         return _warning_box(err, lang)
     return _prompt_html(built, lang, label_shots)
@@ -288,7 +288,8 @@ def _on_run(
                     model=(left, right)[ev.column].spec.display,
                 )
                 panels[ev.column] = Panel(title, cand.labels, cand.probs, COLORS[ev.column])
-                put("plot", _figure(panels, lang))
+                if len(panels) == len(jobs):  # one figure for both: building one costs ~0.1 s
+                    put("plot", _figure(panels, lang))
             elif ev.kind == "text":
                 texts[ev.column] += ev.text
                 put(f"{side}_text", texts[ev.column])
@@ -303,6 +304,8 @@ def _on_run(
                     final = text("cmp.empty_answer", lang)
                 put(f"{side}_text", final)
                 put(f"{side}_status", _status(ev.result, lang))
+                if len(stream.results) == len(jobs) and len(panels) < len(jobs) and panels:
+                    put("plot", _figure(panels, lang))  # a column failed before its first token
             yield changed.out()
         yield full.out()  # everything at the end: API callers get the whole picture
     finally:
