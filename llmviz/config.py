@@ -27,6 +27,10 @@ OFFLINE = os.environ.get("LLMVIZ_OFFLINE", "") not in ("", "0", "false", "False"
 DEFAULT_BASE = os.environ.get("LLMVIZ_BASE_MODEL", "gemma-3-270m")
 DEFAULT_INSTRUCT = os.environ.get("LLMVIZ_INSTRUCT_MODEL", "smollm2-135m-instruct")
 
+#: Precision for model work in the tabs: "auto" = bf16 where the hardware computes it natively
+#: (GPU, avx512_bf16 / AMX CPUs), fp32 elsewhere (emulated bf16 is ~4x slower than fp32).
+#: Per-tab overrides: LLMVIZ_ATTENTION_PRECISION, LLMVIZ_SAMPLING_PRECISION, LLMVIZ_COMPARE_PRECISION.
+
 #: Models kept in memory at once are limited by their footprint (bytes), least recently used first out.
 MODEL_MEMORY_BUDGET = int(float(os.environ.get("LLMVIZ_MODEL_BUDGET_GB", "6")) * 2**30)
 
@@ -63,7 +67,7 @@ SAMPLING_EXPERIMENT_SAMPLES = 3
 SAMPLING_EXPERIMENT_TOKENS = 20
 SAMPLING_EXPERIMENT_MAX_TOKENS = 50
 # fp32 like the attention tab: on CPUs without avx512_bf16 bf16 matmuls are many times slower.
-SAMPLING_PRECISION = os.environ.get("LLMVIZ_SAMPLING_PRECISION", "fp32")
+SAMPLING_PRECISION = os.environ.get("LLMVIZ_SAMPLING_PRECISION", "auto")
 
 # --- memory tab ---
 MEMORY_MAX_PARAMS = 1e13  # 10 trillion: above every model built so far; 1e15 is refused
@@ -88,9 +92,10 @@ TOK_STEP_MAX_CHARS = 3_000  # corpus for the step-by-step (hand-written) BPE
 TOK_STEP_MAX_MERGES = 200
 
 # --- attention tab ---
-# fp32, not bf16: CPUs without avx512_bf16 (this machine's EPYC has only AVX2) run bf16 matmuls
-# ~100x slower than fp32, and fp32 rows sum to 1 to within 1e-6 instead of 1e-2.
-ATTENTION_PRECISION = os.environ.get("LLMVIZ_ATTENTION_PRECISION", "fp32")
+# fp32, not bf16: CPUs without avx512_bf16 (this machine's EPYC has only AVX2) run a bf16 forward
+# ~4-5x slower than fp32 (CPU time, benchmarks/bench_attention.py), and fp32 rows sum to 1 within
+# 1e-6 instead of 1e-2.
+ATTENTION_PRECISION = os.environ.get("LLMVIZ_ATTENTION_PRECISION", "auto")
 
 # --- compare tab ---
 COMPARE_MAX_PROMPT_CHARS = 500  # the question typed in the base-vs-instruct tab
@@ -100,6 +105,6 @@ COMPARE_DEFAULT_NEW_TOKENS = 40
 COMPARE_TOP_K = 10  # candidates shown for the first answer token
 # fp32 like the attention tab: without avx512_bf16 (this machine) bf16 generation crawls at ~1-3
 # tokens/s; fp32 is the fast path on plain AVX2 CPUs.
-COMPARE_PRECISION = os.environ.get("LLMVIZ_COMPARE_PRECISION", "fp32")
+COMPARE_PRECISION = os.environ.get("LLMVIZ_COMPARE_PRECISION", "auto")
 #: torch threads each of the two generation threads uses while both run (None: leave torch as is).
 COMPARE_THREADS_PER_STREAM: int | None = 1

@@ -87,12 +87,16 @@ def _remember(item: LoadedModel) -> None:
             log.info("evicted %s from memory (budget %d bytes)", evicted_key, config.MODEL_MEMORY_BUDGET)
 
 
-def load_model(name: str, precision: str = "bf16", progress: Progress | None = None) -> LoadedModel:
+def load_model(name: str, precision: str = "auto", progress: Progress | None = None) -> LoadedModel:
     """Return the model ``name`` (catalog key or Hub id) at ``precision``, loading it if needed.
+
+    ``"auto"`` picks bf16 where it is fast (GPU, avx512_bf16 / AMX CPUs) and fp32 elsewhere.
 
     Raises ``UserError`` naming the reason and the fix when the model cannot be loaded.
     """
     spec = get_spec(name)
+    if precision == "auto":
+        precision = device.default_precision()
     if precision not in PRECISIONS:
         raise UserError(
             f"Unknown precision '{str(precision)[:20]}'. Choose one of: {', '.join(PRECISIONS)}.",

@@ -96,7 +96,7 @@ def model_dropdown(label: Any, value: str, role: str | None = None, **kwargs: An
     )
 
 
-def get_model(name: str, precision: str = "bf16", progress: gr.Progress | None = None) -> LoadedModel:
+def get_model(name: str, precision: str = "auto", progress: gr.Progress | None = None) -> LoadedModel:
     """``load_model`` with the first-time conversion shown as a gradio progress bar."""
     get_spec(name)  # fail fast on bad names, before any progress bar appears
 

@@ -21,6 +21,7 @@ import numpy as np
 from llmviz import config, scaling
 from llmviz.errors import UserError
 from llmviz.models import PRECISIONS
+from llmviz.models.device import default_precision
 from llmviz.perplexity import TextScore, cumulative_bits, score_text, surprisal_spans
 from llmviz.plots import labs as plots
 from llmviz.tokens import token_labels
@@ -403,7 +404,7 @@ def _build_perplexity() -> None:
                     t("labs.ppl.model_a"), config.DEFAULT_BASE, elem_id="labs-ppl-model-a"
                 )
                 prec_a = gr.Dropdown(
-                    precisions, value="bf16", label=t("common.precision"), min_width=110, scale=0
+                    precisions, value=default_precision(), label=t("common.precision"), min_width=110, scale=0
                 )
             with gr.Row():
                 model_b = gr.Dropdown(
@@ -411,7 +412,7 @@ def _build_perplexity() -> None:
                     info=t("labs.ppl.model_b_info"), allow_custom_value=True, elem_id="labs-ppl-model-b",
                 )  # fmt: skip
                 prec_b = gr.Dropdown(
-                    precisions, value="bf16", label=t("common.precision"), min_width=110, scale=0
+                    precisions, value=default_precision(), label=t("common.precision"), min_width=110, scale=0
                 )
             score = gr.Button(t("labs.ppl.run"), variant="primary", elem_id="labs-ppl-run")
             with gr.Group():
