@@ -8,10 +8,13 @@ to the browser, for 128 tokens on Gemma-3-270M on this 2-core machine.
   one warm-up): tokenize + forward with attention weights, per-head stats, all figures drawn and
   serialised exactly as gradio sends them (``fig.to_json()``, the overview as PNG). Also the
   redraw for a new layer/head/token (no model). Both packaged models, at 128 tokens and at the cap.
+  "forward CPU, 1 thread" is the CPU time of the forward on one thread: on a shared, overloaded
+  machine wall time mostly measures the queue for a core, CPU time what the work itself costs.
 * "app": the real endpoint over HTTP on a launched app (``/gradio_api/call/attention_run`` and its
-  event stream, then the overview PNG fetched like a browser does): wall time and bytes received.
-* "precision": one forward at bf16 and at fp32 in this same run (why the tab uses fp32 on CPUs
-  without avx512_bf16).
+  event stream, then the overview PNG fetched like a browser does): wall time and bytes received,
+  for a new text each click and for the same text again (served from the shared result cache).
+* "precision": CPU time of one forward at bf16 and at fp32 in this same run (why the tab uses fp32
+  on CPUs without avx512_bf16).
 """
 
 from __future__ import annotations
@@ -96,7 +99,12 @@ def parts(key: str, n_tokens: int, repeats: int) -> dict:
         return compute_attention(model, tok, encode_text(tok, text))
 
     t_forward, result = median_time(forward, repeats)
-    cpu_forward = cpu_time(forward)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # with 2 threads on a busy machine, spin-waits inflate CPU time
+    try:
+        cpu1_forward = cpu_time(forward)
+    finally:
+        torch.set_num_threads(threads)
     t_stats, stats = median_time(lambda: head_stats(result.weights, result.token_ids), repeats)
     analysis = attention_tab._Analysis(result, stats, loaded.spec.display)
     layer, head, token = 2, 1, result.n_tokens - 1
@@ -106,8 +114,6 @@ def parts(key: str, n_tokens: int, repeats: int) -> dict:
         return out, serialise(out)
 
     t_draw, (_, sizes) = median_time(draw, repeats)
-    cpu_click = cpu_forward + cpu_time(lambda: head_stats(result.weights, result.token_ids))
-    cpu_click += cpu_time(draw)
     t_draw_hidden, _ = median_time(lambda: draw(True), repeats)
     return {
         "model": loaded.spec.display,
@@ -118,7 +124,7 @@ def parts(key: str, n_tokens: int, repeats: int) -> dict:
         "draw": t_draw,
         "draw_hidden": t_draw_hidden,
         "click": t_forward + t_stats + t_draw,
-        "cpu_click": cpu_click,
+        "cpu1_forward": cpu1_forward,
         "sizes": sizes,
         "payload": sum(sizes.values()),
         "state_mb": result.weights.nbytes / 2**20,
@@ -141,11 +147,14 @@ def app_round_trip(n_tokens: int, repeats: int) -> dict:
         **app.LAUNCH_KWARGS,
     )
     base = f"http://127.0.0.1:{port}/gradio_api"
-    text = text_of(load_model(config.DEFAULT_BASE, config.ATTENTION_PRECISION).tokenizer, n_tokens)
+    base_text = text_of(
+        load_model(config.DEFAULT_BASE, config.ATTENTION_PRECISION).tokenizer, n_tokens - 2
+    )
+    texts = (f"{base_text} {i}" for i in range(100))  # a new text per click: no cache hit
     try:
         with httpx.Client(timeout=600) as http:
 
-            def click() -> tuple[int, int]:
+            def click(text: str) -> tuple[int, int]:
                 r = http.post(
                     f"{base}/call/attention_run", json={"data": [text, config.DEFAULT_BASE, False]}
                 )
@@ -154,27 +163,34 @@ def app_round_trip(n_tokens: int, repeats: int) -> dict:
                 line = [x for x in body.decode().splitlines() if x.startswith("data: [")][-1]
                 data = json.loads(line[len("data: ") :])
                 assert data[0] is None, "the session state must not be sent"
-                png = http.get(
-                    data[5]["url"]
-                ).content  # outputs: state, layer, head, token, md, overview
+                # outputs: state, layer, head, token, summary, overview (a file the browser fetches)
+                png = http.get(data[5]["url"]).content
                 return len(body), len(png)
 
-            t, (stream_bytes, png_bytes) = median_time(click, repeats)
-            cpu = cpu_time(click)  # the server runs in this process: its threads count too
+            t, (stream_bytes, png_bytes) = median_time(lambda: click(next(texts)), repeats)
+            cpu = cpu_time(lambda: click(next(texts)))  # the server runs in this process too
+            same = next(texts)
+            click(same)
+            t_cached, _ = median_time(lambda: click(same), repeats)  # the next student, same text
     finally:
         app.demo.close()
-    return {"seconds": t, "cpu": cpu, "stream": stream_bytes, "png": png_bytes}
+    return {"seconds": t, "cpu": cpu, "cached": t_cached, "stream": stream_bytes, "png": png_bytes}
 
 
 def precision_ratio(n_tokens: int) -> dict:
+    """CPU seconds of one forward (1 thread, after a warm-up) at bf16 and at fp32."""
     out = {}
-    for precision in ("bf16", "fp32"):
-        loaded = load_model(config.DEFAULT_BASE, precision)
-        ids = encode_text(loaded.tokenizer, text_of(loaded.tokenizer, n_tokens))
-        t, _ = median_time(
-            lambda m=loaded.model, k=loaded.tokenizer, i=ids: compute_attention(m, k, i), 1
-        )
-        out[precision] = t
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for precision in ("bf16", "fp32"):
+            loaded = load_model(config.DEFAULT_BASE, precision)
+            tok, model = loaded.tokenizer, loaded.model
+            ids = encode_text(tok, text_of(tok, n_tokens))
+            compute_attention(model, tok, ids)
+            out[precision] = cpu_time(lambda m=model, k=tok, i=ids: compute_attention(m, k, i))
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
@@ -198,13 +214,13 @@ def main() -> None:
     ]
     print(
         "| model | tokens | maps | forward+tokenize | stats | draw+serialise | **click total** "
-        "| redraw (hide sink) | **payload** | kept in gr.State |"
+        "| forward CPU, 1 thread | redraw (hide sink) | **payload** | kept in gr.State |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['model']} | {r['T']} | {r['maps']} | {r['forward']:.3f} s | {r['stats']:.3f} s "
-            f"| {r['draw']:.3f} s | **{r['click']:.2f} s** | {r['cpu_click']:.2f} s "
+            f"| {r['draw']:.3f} s | **{r['click']:.2f} s** | {r['cpu1_forward']:.2f} s "
             f"| {r['draw_hidden']:.3f} s "
             f"| **{r['payload'] / 1e3:.0f} kB** | {r['state_mb']:.1f} MB |"
         )
@@ -219,19 +235,20 @@ def main() -> None:
         total = a["stream"] + a["png"]
         print(f"\n## Real endpoint over HTTP (Gemma-3-270M, {args.tokens} tokens, warm)\n")
         print(
-            "| click to figure data | its CPU time | event stream | overview PNG "
-            "| **total to browser** | target |"
+            "| click to figure data (new text) | its CPU time | same text again (shared cache) "
+            "| event stream | overview PNG | **total to browser** | target |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         verdict = "met" if a["seconds"] <= 1 and total <= 1_000_000 else "NOT met"
         print(
-            f"| **{a['seconds']:.2f} s** | {a['cpu']:.2f} s | {a['stream'] / 1e3:.0f} kB "
+            f"| **{a['seconds']:.2f} s** | {a['cpu']:.2f} s | {a['cached']:.2f} s "
+            f"| {a['stream'] / 1e3:.0f} kB "
             f"| {a['png'] / 1e3:.0f} kB "
             f"| **{total / 1e3:.0f} kB** | ≤ 1 s, ≤ 1 MB: {verdict} |"
         )
 
     p = precision_ratio(32)
-    print("\n## Why fp32 (one forward with attention, Gemma-3-270M, 32 tokens, same run)\n")
+    print("\n## Why fp32 (CPU time of one forward, 1 thread, Gemma-3-270M, 32 tokens, same run)\n")
     print(
         f"| bf16 | fp32 | bf16 / fp32 |\n|---|---|---|\n| {p['bf16']:.2f} s | {p['fp32']:.2f} s "
         f"| {p['bf16'] / p['fp32']:.1f}× |"

@@ -171,6 +171,7 @@ def compute_attention(
         # sdpa / flash kernels never materialise the weights; transformers then returns nothing.
         raise RuntimeError("the model returned no attention weights: load it with eager attention")
     weights = torch.stack([m[0] for m in maps]).float().cpu().numpy()
+    weights.flags.writeable = False  # results may be shared between sessions: never edit in place
     expected = (layout.n_layers, layout.n_heads, len(ids), len(ids))
     if weights.shape != expected:
         raise RuntimeError(f"attention shape {weights.shape}, expected {expected}")

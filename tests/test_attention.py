@@ -58,6 +58,15 @@ def test_tiny_models_rows_sum_to_one_and_future_is_zero(fixture, request, tiny_t
     assert r.labels == tuple(token_labels(tiny_tokenizer, ids))
 
 
+def test_results_are_read_only(tiny_llama, tiny_tokenizer):
+    """The tab shares results between sessions: nobody may edit them in place."""
+    r = compute_attention(tiny_llama, tiny_tokenizer, encode_text(tiny_tokenizer, "the cat"))
+    with pytest.raises(ValueError, match="read-only"):
+        r.weights[0, 0, 0, 0] = 0.5
+    out = hide_first_token(r.weights)
+    assert out.flags.writeable and downsample(r.weights, 1).flags.writeable
+
+
 def test_weights_equal_the_full_models_output(tiny_llama, tiny_tokenizer):
     """Skipping the LM head changes nothing: same maps as transformers' own CausalLM forward."""
     ids = encode_text(tiny_tokenizer, MIXED)

@@ -10,6 +10,7 @@ Clicking a tile of the overview picture (``gr.Image.select`` reports the clicked
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from llmviz.attention import (
     strongest_head,
 )
 from llmviz.errors import UserError
+from llmviz.models import load_model
 from llmviz.plots.attention import (
     focus_figure,
     head_figure,
@@ -201,13 +203,27 @@ def _summary(a: _Analysis, layer: int, head: int, lang: str) -> str:
 
 
 # --- handlers ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _analyse(model_key: str, precision: str, ids: tuple[int, ...]) -> _Analysis:
+    """Run the model once per (model, precision, tokens), shared by every session.
+
+    In a classroom most students press "Show attention" on the same preset: the first pays for
+    the forward pass, the others get the result at once. Safe to share: the result is immutable
+    (frozen dataclasses, read-only arrays) and depends on nothing but the key. At most 8 entries
+    (each at most 30 × 9 × 256² float32 = 68 MB).
+    """
+    loaded = load_model(model_key, precision)  # already in memory: get_model loaded it
+    result = compute_attention(loaded.model, loaded.tokenizer, ids)
+    return _Analysis(result, head_stats(result.weights, result.token_ids), loaded.spec.display)
+
+
 @handler
 def _on_run(txt, model_key, hide, request: gr.Request, progress=gr.Progress()):  # noqa: B008
     lang = lang_of(request)
     loaded = get_model(model_key, config.ATTENTION_PRECISION, progress)
     ids = encode_text(loaded.tokenizer, txt)
-    result = compute_attention(loaded.model, loaded.tokenizer, ids)
-    a = _Analysis(result, head_stats(result.weights, result.token_ids), loaded.spec.display)
+    a = _analyse(loaded.spec.key, loaded.precision, tuple(ids))
+    result = a.result
     best = strongest_head(a.stats, "previous")
     layer, head = best[:2] if best else (0, 0)
     token = result.n_tokens - 1
