@@ -204,7 +204,8 @@ def main() -> None:
     print(
         f"# Attention tab benchmark\n\ntorch threads {torch.get_num_threads()}, "
         f"load average at start {load:.1f} (the machine is shared), precision "
-        f"{config.ATTENTION_PRECISION}, median of {args.repeats} after a warm-up.\n"
+        f"{config.ATTENTION_PRECISION} (here: {load_model(config.DEFAULT_BASE, config.ATTENTION_PRECISION).precision}), "
+        f"median of {args.repeats} after a warm-up.\n"
     )
 
     rows = [

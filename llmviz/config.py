@@ -92,9 +92,9 @@ TOK_STEP_MAX_CHARS = 3_000  # corpus for the step-by-step (hand-written) BPE
 TOK_STEP_MAX_MERGES = 200
 
 # --- attention tab ---
-# fp32, not bf16: CPUs without avx512_bf16 (this machine's EPYC has only AVX2) run a bf16 forward
-# ~4-5x slower than fp32 (CPU time, benchmarks/bench_attention.py), and fp32 rows sum to 1 within
-# 1e-6 instead of 1e-2.
+# "auto" = fp32 on CPUs without avx512_bf16 (this machine's EPYC has only AVX2: a bf16 forward costs
+# ~4-5x the CPU time, benchmarks/bench_attention.py), bf16 where it is native. fp32 rows sum to 1
+# within 1e-6, bf16 rows within ~1e-2.
 ATTENTION_PRECISION = os.environ.get("LLMVIZ_ATTENTION_PRECISION", "auto")
 
 # --- compare tab ---

@@ -329,28 +329,33 @@ def test_focus_and_stats_figures_are_small_and_labelled():
 
 
 # --- the real packaged models ----------------------------------------------------------------------
+def _tolerance(loaded) -> float:
+    """Rows sum to 1 within float rounding: fp32 (this CPU) 1e-5; bf16 (where "auto" picks it) 2e-2."""
+    return 1e-5 if loaded.precision == "fp32" else 2e-2
+
+
 @pytest.fixture(scope="module")
-def gemma_fp32():
+def gemma_tab():
     from llmviz.models import load_model
 
     return load_model("gemma-3-270m", config.ATTENTION_PRECISION)
 
 
 @pytest.fixture(scope="module")
-def smollm_fp32():
+def smollm_tab():
     from llmviz.models import load_model
 
     return load_model("smollm2-135m-instruct", config.ATTENTION_PRECISION)
 
 
 @pytest.mark.slow
-def test_real_gemma_maps_are_causal_distributions_with_gqa_and_windows(gemma_fp32):
-    tok = gemma_fp32.tokenizer
+def test_real_gemma_maps_are_causal_distributions_with_gqa_and_windows(gemma_tab):
+    tok = gemma_tab.tokenizer
     text = "The animal didn't cross the street because it was too tired. 吾輩は猫である。猫"
     ids = encode_text(tok, text)
-    r = compute_attention(gemma_fp32.model, tok, ids)
+    r = compute_attention(gemma_tab.model, tok, ids)
     assert r.weights.shape == (18, 4, len(ids), len(ids))
-    assert_causal_distributions(r.weights)
+    assert_causal_distributions(r.weights, atol=_tolerance(gemma_tab))
     assert r.labels[0] == "<bos>" and len(r.labels) == len(ids)
     assert r.labels == tuple(token_labels(tok, ids))
     assert "猫" in r.labels and r.labels.count("猫") == 2  # both copies keep their own row
@@ -364,12 +369,12 @@ def test_real_gemma_maps_are_causal_distributions_with_gqa_and_windows(gemma_fp3
 
 
 @pytest.mark.slow
-def test_real_smollm_splits_japanese_characters_and_labels_each_piece(smollm_fp32):
-    tok = smollm_fp32.tokenizer
+def test_real_smollm_splits_japanese_characters_and_labels_each_piece(smollm_tab):
+    tok = smollm_tab.tokenizer
     ids = encode_text(tok, "猫が猫を見た")
-    r = compute_attention(smollm_fp32.model, tok, ids)
+    r = compute_attention(smollm_tab.model, tok, ids)
     assert r.weights.shape == (30, 9, len(ids), len(ids))
-    assert_causal_distributions(r.weights)
+    assert_causal_distributions(r.weights, atol=_tolerance(smollm_tab))
     assert len(r.labels) == len(ids)
     assert r.labels.count("猫(1/3)") == 2 and "猫(3/3)" in r.labels
     assert all("\ufffd" not in label for label in r.labels)
