@@ -38,22 +38,35 @@ def _jobs():
     smol = load_model("smollm2-135m-instruct", config.COMPARE_PRECISION)
     g = compare.build_prompt(gemma.tokenizer, QUESTION)
     s = compare.build_prompt(smol.tokenizer, QUESTION, use_template=True)
-    return [
+    jobs = [
         Job(gemma.model, gemma.tokenizer, g.input_ids, NO_STOP),
         Job(smol.model, smol.tokenizer, s.input_ids, NO_STOP),
     ]
+    return jobs, gemma.precision
 
 
 def _measure(jobs, n_tokens, threads):
-    """{column: (first token s, first text s, tokens/s)} of one run."""
+    """{column: (first token s, first text s, tokens/s, process CPU ms per token)} of one run.
+
+    CPU time per token is the number to trust on a shared machine: wall-clock speed there mostly
+    measures how many runnable threads the scheduler gives this process a share for."""
+    cpu0 = time.process_time()
     ds = DualStream(jobs, Sampling(max_new_tokens=n_tokens), threads_per_stream=threads).start()
     first_text: dict[int, float] = {}
     for ev in ds.events():
         if ev.kind == "text" and ev.column not in first_text:
             first_text[ev.column] = ev.elapsed_s
     ds.close()
+    cpu_ms = (
+        1000 * (time.process_time() - cpu0) / max(1, sum(r.n_tokens for r in ds.results.values()))
+    )
     return {
-        c: (r.first_token_s or float("nan"), first_text.get(c, float("nan")), r.tokens_per_s)
+        c: (
+            r.first_token_s or float("nan"),
+            first_text.get(c, float("nan")),
+            r.tokens_per_s,
+            cpu_ms,
+        )
         for c, r in ds.results.items()
     }
 
@@ -80,7 +93,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    jobs = _jobs()
+    jobs, precision = _jobs()
     names = ["Gemma 3 270M (base)", "SmolLM2 135M Instruct"]
     for job in jobs:  # warm-up: the first generate after a load is slow once
         DualStream([job], Sampling(max_new_tokens=4)).run()
@@ -93,7 +106,7 @@ def main() -> None:
         ("together, 1 thread each", 1, [[0, 1]]),
     ]
     for label, threads, groups in scenarios:
-        per_col: dict[int, list[tuple[float, float, float]]] = {0: [], 1: []}
+        per_col: dict[int, list[tuple[float, ...]]] = {0: [], 1: []}
         for _ in range(args.repeats):
             for group in groups:
                 res = _measure([jobs[i] for i in group], args.tokens, threads)
@@ -102,22 +115,26 @@ def main() -> None:
         for c in (0, 1):
             vals = per_col[c]
             rows.append(
-                (label, names[c], *(statistics.median(v[i] for v in vals) for i in range(3)))
+                (label, names[c], *(statistics.median(v[i] for v in vals) for i in range(4)))
             )
     clicks = [_click(args.tokens) for _ in range(args.repeats)]
 
     load = os.getloadavg()
-    print(f"\n### Base vs instruct: two streams ({config.COMPARE_PRECISION}, {args.tokens} new "
+    print(f"\n### Base vs instruct: two streams ({precision}, {args.tokens} new "
           f"tokens, median of {args.repeats}; {os.cpu_count()} cores, load average "
           f"{load[0]:.1f} / {load[1]:.1f})\n")  # fmt: skip
-    print("| scenario | model | first token (s) | first text (s) | tokens/s |")
-    print("|---|---|---:|---:|---:|")
-    for label, name, ft, ftext, tps in rows:
-        print(f"| {label} | {name} | {ft:.2f} | {ftext:.2f} | {tps:.1f} |")
-    print("\n| click -> first text in the output (tab handler, warm) | left (Gemma) | right (SmolLM2) |")
+    print("| scenario | model | first token (s) | first text (s) | tokens/s | CPU ms/token |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, name, ft, ftext, tps, cpu in rows:
+        print(f"| {label} | {name} | {ft:.2f} | {ftext:.2f} | {tps:.1f} | {cpu:.0f} |")
+    print(
+        "\n| click -> first text in the output (tab handler, warm) | left (Gemma) | right (SmolLM2) |"
+    )
     print("|---|---:|---:|")
     for i, seen in enumerate(clicks, 1):
-        print(f"| run {i} | {seen.get(0, float('nan')):.2f} s | {seen.get(1, float('nan')):.2f} s |")
+        print(
+            f"| run {i} | {seen.get(0, float('nan')):.2f} s | {seen.get(1, float('nan')):.2f} s |"
+        )
     print(f"\nTarget: both <= 1.0 s. torch threads after the run: {torch.get_num_threads()}.")
 
 

@@ -3,6 +3,9 @@ streaming, the first-token chart."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tests.e2e.conftest import open_tab
@@ -51,4 +54,24 @@ def test_compare_tab_in_the_browser(open_app, shot_dir, locale):
     assert "\ufffd" not in left + right
     page.screenshot(path=str(shot_dir / f"compare-{locale[:2]}.png"), full_page=True)
     assert page.locator("#cmp-plot .js-plotly-plot").is_visible()
+
+    if locale == "en-US":  # a long run stopped mid-stream: the statuses say so, no thread is left
+        n.fill("200")
+        n.press("Enter")
+        page.locator("#cmp-run").click()
+        page.wait_for_function(
+            "() => /⏳/.test(document.querySelector('#cmp-status-left').innerText)"
+            " || /⏳/.test(document.querySelector('#cmp-status-right').innerText)",
+            timeout=240_000,
+        )
+        page.locator("#cmp-stop").click()
+        page.wait_for_selector("#cmp-status-left :text('Stopped')", timeout=30_000)
+        deadline = time.monotonic() + 30
+        while _stream_threads() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _stream_threads() == []
     assert page.console_errors == []
+
+
+def _stream_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("llmviz-stream")]
