@@ -30,14 +30,19 @@ COLORS = {
 }
 
 
-def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int, legend_below: bool = False) -> go.Figure:
+    legend = (
+        dict(orientation="h", yanchor="top", y=-0.12, x=0.0, font=dict(size=13))
+        if legend_below
+        else dict(orientation="h", yanchor="bottom", y=1.0, x=0.0, font=dict(size=13))
+    )
     fig.update_layout(
         title=dict(text=title, x=0.01, font=dict(size=17)),
         font=FONT,
         height=height,
         margin=dict(l=60, r=20, t=60, b=50),
         plot_bgcolor="white",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0, font=dict(size=13)),
+        legend=legend,
     )
     fig.update_yaxes(gridcolor="#e5e7eb", zeroline=False)
     return fig
@@ -70,14 +75,15 @@ def memory_bars(
             hovertemplate=f"{label}: %{{y:.3g}} GB<extra></extra>",
         )
     top = float(totals.max()) if len(totals) else 1.0
-    for label, gb in gpu_lines:
-        if gb <= top * 1.6:
-            fig.add_hline(
-                y=gb,
-                line=dict(color="#dc2626", dash="dash", width=1.5),
-                annotation=dict(text=label, font=dict(size=12, color="#b91c1c"), xanchor="left"),
-                annotation_position="top left",
-            )
+    shown = [(label, gb) for label, gb in gpu_lines if gb <= top * 1.6]  # lines near the bars only
+    ceiling = max([top * 1.18] + [gb * 1.08 for _, gb in shown]) if top else 1.0
+    for label, gb in shown:
+        fig.add_hline(
+            y=gb,
+            line=dict(color="#dc2626", dash="dash", width=1.5),
+            annotation=dict(text=label, font=dict(size=12, color="#b91c1c")),
+            annotation_position="top right",
+        )
     fig.add_scatter(
         x=x,
         y=totals,
@@ -90,8 +96,8 @@ def memory_bars(
     )
     fig.update_layout(barmode="stack", bargap=0.35)
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=list(columns))
-    fig.update_yaxes(title=y_label, rangemode="tozero", range=[0, top * 1.18 if top else 1])
-    return _layout(fig, title, 460)
+    fig.update_yaxes(title=y_label, rangemode="tozero", range=[0, ceiling])
+    return _layout(fig, title, 560, legend_below=True)
 
 
 def predicted_vs_measured(
@@ -156,14 +162,17 @@ def weight_histogram(
     fig.update_layout(barmode="overlay", bargap=0)
     fig.update_xaxes(title=x_label)
     fig.update_yaxes(title=y_label, type="log")
-    return _layout(fig, title, 380)
+    fig = _layout(fig, title, 400)
+    fig.update_layout(title=dict(font=dict(size=15)), margin=dict(t=80))
+    return fig
 
 
 def weight_patches(
     before: np.ndarray, after: np.ndarray, titles: tuple[str, str], title: str
 ) -> go.Figure:
     """The same patch of weights before and after, as pixels on one shared blue-white-red scale."""
-    limit = float(max(np.abs(before).max(), np.abs(after).max(), 1e-12))
+    # the scale of the original: quantized values beyond it saturate (that is part of the lesson)
+    limit = float(max(np.abs(before).max(), 1e-12))
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.06)
     for col, data in ((1, before), (2, after)):
         fig.add_heatmap(

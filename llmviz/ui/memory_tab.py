@@ -33,7 +33,22 @@ LAB_MATRICES = (
 
 
 def _gb(x: float) -> str:
-    return f"{x / memory.GB:,.3g}" if x >= 1e6 else f"{x / memory.GB:.2g}"
+    """Decimal GB for a table: 3 significant digits, no scientific notation."""
+    v = x / memory.GB
+    if 0 < v < 0.001:
+        return "< 0.001"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _short(precision: str) -> str:
+    """x-axis label: "int8", "nf4", "Q4_K_M" (the table header says more)."""
+    p = memory.PRECISIONS[precision]
+    return p.label.removeprefix("GGUF ") if p.kind == "gguf" else p.key
+
+
+@handler
+def _show():
+    return gr.update(visible=True)
 
 
 def _count(n: int) -> str:
@@ -200,7 +215,7 @@ def _bars(s: memory.Sizing, lang: str) -> Any:
     ]
     lines = [(g.label, g.gb) for g in memory.GPUS if g.key in ("24", "80")]
     return plots.memory_bars(
-        [memory.PRECISIONS[e.precision].label for e in s.estimates],
+        [_short(e.precision) for e in s.estimates],
         comps,
         lines,
         text("mem.plot.title", lang, name=s.name),
@@ -350,7 +365,7 @@ def _pvm_outputs(rows: list[dict], lang: str):
     table = pd.DataFrame(
         [
             [
-                r["model"],
+                r["short"],
                 r["precision"],
                 f"{r['predicted'] / 1e6:,.2f}",
                 f"{r['measured'] / 1e6:,.2f}",
@@ -423,12 +438,13 @@ def _build_measured() -> None:
         )
         run = gr.Button(t("mem.pvm.run"), variant="primary", elem_id="mem-pvm-run", scale=1)
     note = gr.Markdown(t("mem.pvm.empty"), elem_id="mem-pvm-note")
-    with gr.Row():
+    with gr.Column(visible=False) as results:  # shown on the first click
         table = gr.Dataframe(
             elem_id="mem-pvm-table", interactive=False, show_label=False, wrap=True
         )
-    plot = gr.Plot(elem_id="mem-pvm-plot", show_label=False)
+        plot = gr.Plot(elem_id="mem-pvm-plot", show_label=False)
     rows = gr.State([])
+    run.click(_show, None, results, api_name=False, queue=False)
     run.click(
         _on_measure,
         [model, precisions, rows],
@@ -538,10 +554,12 @@ def _build_lab() -> None:
         )
         run = gr.Button(t("mem.lab.run"), variant="primary", elem_id="mem-lab-run")
     summary = gr.Markdown(elem_id="mem-lab-summary")
-    table = gr.Dataframe(elem_id="mem-lab-table", interactive=False, show_label=False)
-    with gr.Row():
-        hist = gr.Plot(elem_id="mem-lab-hist", show_label=False)
-        heat = gr.Plot(elem_id="mem-lab-heat", show_label=False)
+    with gr.Column(visible=False) as results:  # shown on the first click
+        table = gr.Dataframe(elem_id="mem-lab-table", interactive=False, show_label=False)
+        with gr.Row():
+            hist = gr.Plot(elem_id="mem-lab-hist", show_label=False)
+            heat = gr.Plot(elem_id="mem-lab-heat", show_label=False)
+    run.click(_show, None, results, api_name=False, queue=False)
     inputs, outputs = [model, layer, matrix, bits, method], [summary, table, hist, heat]
     run.click(_on_lab, inputs, outputs, api_name="memory_lab", **MODEL)
     for control in (bits, layer):
@@ -595,11 +613,13 @@ def _build_quality() -> None:
         )
         run = gr.Button(t("mem.quality.run"), variant="primary", elem_id="mem-quality-run", scale=1)
     note = gr.Markdown(elem_id="mem-quality-note")
-    table = gr.Dataframe(elem_id="mem-quality-table", interactive=False, show_label=False)
-    gr.Markdown(t("mem.quality.samples"))
-    samples = gr.Dataframe(
-        elem_id="mem-quality-samples", interactive=False, show_label=False, wrap=True
-    )
+    with gr.Column(visible=False) as results:  # shown on the first click
+        table = gr.Dataframe(elem_id="mem-quality-table", interactive=False, show_label=False)
+        gr.Markdown(t("mem.quality.samples"))
+        samples = gr.Dataframe(
+            elem_id="mem-quality-samples", interactive=False, show_label=False, wrap=True
+        )
+    run.click(_show, None, results, api_name=False, queue=False)
     run.click(_on_quality, [model], [note, table, samples], api_name="memory_quality", **MODEL)
 
 

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.e2e
 
 def _wait_for_calculator(page) -> None:
     """The calculator fills itself on page load (Llama 3 8B at five precisions)."""
-    page.wait_for_selector("#mem-plot .js-plotly-plot", timeout=60_000)
-    page.wait_for_selector("#mem-summary :text('8,030,261,248')", timeout=30_000)
+    page.wait_for_selector("#mem-plot .js-plotly-plot", timeout=180_000)
+    page.wait_for_selector("#mem-summary :text('8,030,261,248')", timeout=90_000)
 
 
 def test_memory_tab_english(open_app, shot_dir):
@@ -27,15 +27,15 @@ def test_memory_tab_english(open_app, shot_dir):
     page.locator("#mem-source").get_by_text("Parameter count").click()
     page.locator("#mem-params textarea, #mem-params input").first.fill("1e15")
     page.locator("#mem-calculate").click()
-    page.wait_for_selector("text=far beyond any model", timeout=30_000)
+    page.wait_for_selector("text=far beyond any model", timeout=90_000)
     page.locator("#mem-params textarea, #mem-params input").first.fill("175B")
     page.locator("#mem-calculate").click()
-    page.wait_for_selector("#mem-summary :text('175,000,000,000')", timeout=30_000)
+    page.wait_for_selector("#mem-summary :text('175,000,000,000')", timeout=90_000)
 
     # the lab on a real weight matrix (loads SmolLM2 in bf16)
     page.locator("#mem-lab-run").click()
-    page.wait_for_selector("#mem-lab-hist .js-plotly-plot", timeout=240_000)
-    page.wait_for_selector("#mem-lab-heat .js-plotly-plot", timeout=30_000)
+    page.wait_for_selector("#mem-lab-hist .js-plotly-plot", timeout=400_000)
+    page.wait_for_selector("#mem-lab-heat .js-plotly-plot", timeout=90_000)
     assert "naive rounding" in page.inner_text("#mem-lab-table")
     page.screenshot(path=str(shot_dir / "memory-en.png"), full_page=True)
     assert page.console_errors == []
@@ -49,6 +49,6 @@ def test_memory_tab_japanese(open_app, shot_dir):
     assert "量子化" in page.inner_text("#tab-memory")
     page.locator("#mem-preset input").first.click()
     page.get_by_role("option", name="Mixtral 8x7B (mixture of experts)").click()
-    page.wait_for_selector("#mem-summary :text('エキスパート')", timeout=30_000)
+    page.wait_for_selector("#mem-summary :text('エキスパート')", timeout=90_000)
     page.screenshot(path=str(shot_dir / "memory-ja.png"), full_page=True)
     assert page.console_errors == []
