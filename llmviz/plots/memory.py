@@ -163,7 +163,18 @@ def weight_histogram(
     fig.update_xaxes(title=x_label)
     fig.update_yaxes(title=y_label, type="log")
     fig = _layout(fig, title, 400)
-    fig.update_layout(title=dict(font=dict(size=15)), margin=dict(t=80))
+    fig.update_layout(
+        title=dict(font=dict(size=15)),
+        margin=dict(t=80),
+        legend=dict(
+            orientation="v",
+            x=0.99,
+            xanchor="right",
+            y=0.98,
+            yanchor="top",
+            bgcolor="rgba(255,255,255,0.8)",
+        ),
+    )
     return fig
 
 
