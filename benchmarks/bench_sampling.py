@@ -9,6 +9,7 @@ measured in this same run (interleaved, median of the repeats; the two produce i
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -56,7 +57,16 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-experiment", action="store_true", help="skip the 15-row table")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (0 = torch's default). On a shared, oversubscribed CPU 1 thread is "
+        "several times faster than 2: OpenMP workers wait for each other at every barrier.",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     loaded = load_model(args.model, args.precision)
     model, tok = loaded.model, loaded.tokenizer
@@ -89,14 +99,15 @@ def main() -> None:
 
     # 2) streaming vs model.generate, same settings and seed (identical tokens), interleaved
     ours_tps, lib_tps, counts = [], [], []
-    for r in range(args.repeats):
-        seed = 1000 + r
-        dec = Decoder(model, tok, prompt)
-        rng = torch.Generator(device=dec.logits.device).manual_seed(seed)
+
+    def ours(seed: int) -> tuple[list[int], float]:
         start = time.perf_counter()
-        dec2 = Decoder(model, tok, prompt)  # prefill counted, as generate counts its own
-        got = [t.token_id for t in stream(dec2, settings, args.tokens, rng)]
-        ours_s = time.perf_counter() - start
+        dec = Decoder(model, tok, prompt)  # the prefill is counted, as generate counts its own
+        rng = torch.Generator(device=dec.logits.device).manual_seed(seed)
+        got = [t.token_id for t in stream(dec, settings, args.tokens, rng)]
+        return got, time.perf_counter() - start
+
+    def library(seed: int) -> tuple[list[int], float]:
         torch.manual_seed(seed)
         start = time.perf_counter()
         out = model.generate(
@@ -105,13 +116,18 @@ def main() -> None:
             max_new_tokens=args.tokens,
             **settings.generate_kwargs(),
         )
-        lib_s = time.perf_counter() - start
-        lib = out[0, ids.shape[1] :].tolist()
+        return out[0, ids.shape[1] :].tolist(), time.perf_counter() - start
+
+    for r in range(args.repeats):
+        seed = 1000 + r
+        if r % 2 == 0:  # alternate who goes first, so neither always runs on a warmer cache
+            (got, ours_s), (lib, lib_s) = ours(seed), library(seed)
+        else:
+            (lib, lib_s), (got, ours_s) = library(seed), ours(seed)
         assert got == lib, "streamed tokens differ from model.generate"
         counts.append(len(got))
         ours_tps.append(len(got) / ours_s)
         lib_tps.append(len(lib) / lib_s)
-        del dec
 
     # 3) the textbook experiment (15 rows x 20 tokens, batched)
     from llmviz.generation import temperature_experiment
@@ -123,7 +139,7 @@ def main() -> None:
     med = statistics.median
     ratio = med(ours_tps) / med(lib_tps)
     print(
-        f"\n### Sampling tab — {loaded.spec.display}, {args.precision}, {torch.get_num_threads()} threads\n"
+        f"\n### Sampling tab — {loaded.spec.display}, {loaded.precision}, {torch.get_num_threads()} threads\n"
     )
     print("| measurement | result | target |")
     print("|---|---|---|")
@@ -142,7 +158,9 @@ def main() -> None:
     print(f"| textbook experiment (15 rows x 20 tokens, batched) | {exp[0]:.1f} s | |")
     print(
         f"\nrepeats: {args.repeats}; view ms: {[round(x * 1000) for x in core]}; "
-        f"stream tok/s: {[round(x, 1) for x in ours_tps]}; generate tok/s: {[round(x, 1) for x in lib_tps]}"
+        f"stream tok/s: {[round(x, 1) for x in ours_tps]}; "
+        f"generate tok/s: {[round(x, 1) for x in lib_tps]}; "
+        f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
 
 

@@ -31,7 +31,7 @@ from llmviz.sampling import (
     SamplingSettings,
     SamplingStep,
     check_token_id,
-    draw,
+    draw_with_prob,
     filter_scores,
     rank_of,
     sample_next,
@@ -226,9 +226,8 @@ def _fast_pick(
 ) -> tuple[int, float, float, int, int]:
     """The streaming path: same filters and draw as ``sample_next``, only the numbers shown per token."""
     stages = filter_scores(logits, settings)
-    token = draw(stages.final, rng, settings.greedy)
+    token, final_prob = draw_with_prob(stages.final, rng, settings.greedy)
     prob = float(torch.exp(logits[token] - torch.logsumexp(logits, dim=-1)))
-    final_prob = float(torch.exp(stages.final[token] - torch.logsumexp(stages.final, dim=-1)))
     survivors = int(torch.isfinite(stages.final).sum())
     return token, prob, final_prob, rank_of(logits, token), survivors
 

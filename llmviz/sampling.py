@@ -202,10 +202,18 @@ def filter_scores(logits: torch.Tensor, settings: SamplingSettings) -> FilteredS
 
 def draw(final_scores: torch.Tensor, rng: torch.Generator | None, greedy: bool) -> int:
     """One token from ``softmax(final_scores)``: the same call generate makes (argmax if greedy)."""
+    return draw_with_prob(final_scores, rng, greedy)[0]
+
+
+def draw_with_prob(
+    final_scores: torch.Tensor, rng: torch.Generator | None, greedy: bool
+) -> tuple[int, float]:
+    """``draw`` plus the probability the drawn token had in the distribution it was drawn from."""
     if greedy:
-        return int(torch.argmax(final_scores))
+        return int(torch.argmax(final_scores)), 1.0
     probs = torch.softmax(final_scores[None, :], dim=-1)
-    return int(torch.multinomial(probs, num_samples=1, generator=rng)[0, 0])
+    token = int(torch.multinomial(probs, num_samples=1, generator=rng)[0, 0])
+    return token, float(probs[0, token])
 
 
 def rank_of(logits: torch.Tensor, token_id: int) -> int:

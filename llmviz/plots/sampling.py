@@ -40,13 +40,13 @@ def _layout(title: str, subtitle: str, height: int, **extra: object) -> dict:
         title=dict(
             text=f"{html.escape(title)}<br><sup>{html.escape(subtitle)}</sup>",
             x=0.01,
-            y=0.98,
+            y=0.95,
             yref="container",
             yanchor="top",
             font=dict(size=17),
         ),
         height=height,
-        margin=dict(l=60, r=20, t=120, b=90),
+        margin=dict(l=60, r=20, t=130, b=90),
         font=FONT,
         plot_bgcolor="white",
         paper_bgcolor="white",
@@ -91,6 +91,7 @@ def candidates_figure(
             textposition="outside",
             textangle=-90,
             textfont=dict(size=11, color="#6b7280"),
+            constraintext="none",  # default "both" shrinks the label to the bar's width
             cliponaxis=False,
             hovertemplate=hover,
             customdata=labels,

@@ -523,6 +523,7 @@ def build() -> None:
         wrap=True,
         label=t("sampling.experiment_table"),
         visible=False,  # until the first run: an empty table shows meaningless headers
+        column_widths=["11%", "8%", "8%", "58%", "15%"],
         elem_id="sampling-experiment-table",
     )
     state = gr.State(None)

@@ -10,7 +10,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TEXTS = {
     "en-US": {"show": "Show next-token distribution", "step": "Sample next token", "seed": "Seed"},
-    "ja-JP": {"show": "次のトークンの確率分布を表示", "step": "次のトークンをサンプリング", "seed": "シード"},
+    "ja-JP": {
+        "show": "次のトークンの確率分布を表示",
+        "step": "次のトークンをサンプリング",
+        "seed": "シード",
+    },
 }
 
 
@@ -50,6 +54,15 @@ def test_sampling_tab_in_the_browser(open_app, shot_dir, locale):
     )
     page.wait_for_timeout(1500)  # the charts follow the last token
     assert page.locator("#sampling-bars .js-plotly-plot").is_visible()
+
+    if locale == "en-US":  # the textbook table once (15 rows), shown only after the run
+        assert not page.locator("#sampling-experiment-table").is_visible()
+        page.locator("#sampling-experiment").click()
+        page.wait_for_selector("#sampling-experiment-table", state="visible", timeout=600_000)
+        page.wait_for_function(
+            "() => document.querySelector('#sampling-experiment-table').innerText.includes('1.5')",
+            timeout=60_000,
+        )
     tab.screenshot(path=str(shot_dir / f"sampling-{locale[:2]}.png"))
     page.screenshot(path=str(shot_dir / f"sampling-{locale[:2]}-page.png"), full_page=True)
     assert "\ufffd" not in page.locator("#sampling-text").inner_text()
