@@ -191,11 +191,17 @@ def filter_scores(logits: torch.Tensor, settings: SamplingSettings) -> FilteredS
         onehot[int(torch.argmax(logits))] = True
         s = _masked(torch.zeros_like(logits), onehot)
         return FilteredScores(s, s, s, s)
-    tempered = logits / settings.temperature
-    after_k = _masked(tempered, top_k_keep(tempered, settings.top_k))
-    after_p = _masked(after_k, top_p_keep(after_k, settings.top_p))
+    # A filter that is off is skipped, as generate skips it (no processor is added): that
+    # saves passes over the whole vocabulary for every generated token.
+    tempered = logits if settings.temperature == 1.0 else logits / settings.temperature
+    after_k = tempered
+    if settings.top_k:
+        after_k = _masked(tempered, top_k_keep(tempered, settings.top_k))
+    after_p = after_k
+    if settings.top_p < 1.0:
+        after_p = _masked(after_k, top_p_keep(after_k, settings.top_p))
     final = after_p
-    if settings.min_p > 0:  # min_p = 0 removes nothing; skipping it saves a softmax per token
+    if settings.min_p > 0:  # min_p = 0 removes nothing
         final = _masked(after_p, min_p_keep(after_p, settings.min_p))
     return FilteredScores(tempered, after_k, after_p, final)
 
