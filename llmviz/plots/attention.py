@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
-from plotly.subplots import make_subplots
 
 FONT = dict(size=15, family="Noto Sans CJK JP, Noto Sans JP, system-ui, sans-serif")
 MASKED = "#e5e7eb"  # gray-200: cells a causal model cannot see
@@ -59,6 +58,27 @@ def _ticks(labels: Sequence[str]) -> tuple[list[int], list[str], int]:
     return vals, [labels[i] for i in vals], size
 
 
+def _title(text: str) -> dict:
+    return dict(text=text, x=0.01, font=dict(size=17))
+
+
+def _token_axis(title: str, labels: Sequence[str], **extra: object) -> dict:
+    vals, text, size = _ticks(labels)
+    return dict(
+        title=dict(text=title),
+        tickmode="array",
+        tickvals=vals,
+        ticktext=text,
+        tickfont=dict(size=size),
+        tickangle=-60,
+        showgrid=False,
+        zeroline=False,
+        **extra,
+    )
+
+
+# Each figure is built from one layout dict: plotly validates every update call separately, and
+# per-call relayouts made the stats figure alone cost more than a forward pass of 16 tokens.
 def head_figure(
     matrix: np.ndarray,  # (T, T)
     labels: Sequence[str],
@@ -76,41 +96,31 @@ def head_figure(
     z[np.triu_indices(t, 1)] = np.nan
     if hide_first:
         z[:, 0] = np.nan
-    vals, text, size = _ticks(labels)
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=np.arange(t, dtype=np.int16),
-            y=np.arange(t, dtype=np.int16),
-            zmin=0.0,
-            zmax=1.0,
-            colorscale=[list(s) for s in SCALE],
-            colorbar=dict(thickness=14, len=0.8, tickformat=".0%"),
-            hoverongaps=False,
-            hovertemplate=f"{axis_query}: %{{y}}<br>{axis_key}: %{{x}}<br>%{{z:.1%}}<extra></extra>",
-        )
+    heatmap = go.Heatmap(
+        z=z,
+        x=np.arange(t, dtype=np.int16),
+        y=np.arange(t, dtype=np.int16),
+        zmin=0.0,
+        zmax=1.0,
+        colorscale=[list(s) for s in SCALE],
+        colorbar=dict(thickness=14, len=0.8, tickformat=".0%"),
+        hoverongaps=False,
+        hovertemplate=f"{axis_query}: %{{y}}<br>{axis_key}: %{{x}}<br>%{{z:.1%}}<extra></extra>",
     )
-    axis = dict(
-        tickmode="array",
-        tickvals=vals,
-        ticktext=text,
-        tickfont=dict(size=size),
-        showgrid=False,
-        zeroline=False,
-    )
-    fig.update_xaxes(title=axis_key, tickangle=-60, side="bottom", **axis)
-    fig.update_yaxes(
-        title=axis_query, autorange="reversed", scaleanchor="x", constrain="domain", **axis
-    )
-    fig.update_layout(
-        title=dict(text=title, x=0.01, font=dict(size=17)),
+    layout = dict(
+        title=_title(title),
         height=height,
         margin=dict(l=20, r=10, t=60, b=20),
         font=FONT,
         plot_bgcolor=MASKED,
         paper_bgcolor="white",
+        xaxis=_token_axis(axis_key, labels, side="bottom"),
+        yaxis=_token_axis(
+            axis_query, labels, autorange="reversed", scaleanchor="x", constrain="domain"
+        ),
     )
-    return fig
+    layout["yaxis"]["tickangle"] = 0
+    return go.Figure(heatmap, layout)
 
 
 def focus_figure(
@@ -125,31 +135,18 @@ def focus_figure(
     n = len(labels)
     x = np.arange(n, dtype=np.int16)
     colors = ("#4f46e5", "#a5b4fc", "#f59e0b")
-    fig = go.Figure(
-        [
-            go.Bar(
-                x=x,
-                y=np.asarray(w, dtype=np.float32),
-                name=name,
-                marker_color=colors[i % 3],
-                hovertemplate=f"%{{x}}: %{{y:.1%}}<extra>{name}</extra>",
-            )
-            for i, (name, w) in enumerate(series)
-        ]
-    )
-    vals, text, size = _ticks(labels)
-    fig.update_xaxes(
-        title=axis_key,
-        range=[-1, n],  # room for the first rotated label
-        tickmode="array",
-        tickvals=vals,
-        ticktext=text,
-        tickfont=dict(size=size),
-        tickangle=-60,
-    )
-    fig.update_yaxes(title=axis_weight, tickformat=".0%", rangemode="tozero", gridcolor="#eef2f7")
-    fig.update_layout(
-        title=dict(text=title, x=0.01, font=dict(size=17)),
+    bars = [
+        go.Bar(
+            x=x,
+            y=np.asarray(w, dtype=np.float32),
+            name=name,
+            marker_color=colors[i % 3],
+            hovertemplate=f"%{{x}}: %{{y:.1%}}<extra>{name}</extra>",
+        )
+        for i, (name, w) in enumerate(series)
+    ]
+    layout = dict(
+        title=_title(title),
         height=height,
         margin=dict(l=60, r=20, t=60, b=20),
         font=FONT,
@@ -158,8 +155,15 @@ def focus_figure(
         barmode="group",
         bargap=0.2,
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        xaxis=_token_axis(axis_key, labels, range=[-1, n]),  # room for the first rotated label
+        yaxis=dict(
+            title=dict(text=axis_weight),
+            tickformat=".0%",
+            rangemode="tozero",
+            gridcolor="#eef2f7",
+        ),
     )
-    return fig
+    return go.Figure(bars, layout)
 
 
 def stats_figure(
@@ -172,16 +176,29 @@ def stats_figure(
     cell printed, the selected head outlined."""
     n_layers, n_heads = panels[0][1].shape
     rows = len(panels)
-    fig = make_subplots(
-        rows=rows, cols=1, subplot_titles=[p[0] for p in panels], vertical_spacing=0.32 / rows
-    )
     layer, head = selected
-    for i, (_, values, fmt) in enumerate(panels, start=1):
-        fig.add_trace(
+    panel_px, gap_px, top_px, bottom_px = n_heads * 26 + 40, 56, 40, 50
+    height = rows * panel_px + (rows - 1) * gap_px + top_px + bottom_px
+    plot_h = height - top_px - bottom_px
+    traces, shapes, annotations = [], [], []
+    layout: dict = dict(
+        height=height,
+        margin=dict(l=60, r=20, t=top_px, b=bottom_px),
+        font=FONT,
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+    )
+    for i, (title, values, fmt) in enumerate(panels):
+        suffix = "" if i == 0 else str(i + 1)
+        top = 1 - i * (panel_px + gap_px) / plot_h
+        bottom = top - panel_px / plot_h
+        traces.append(
             go.Heatmap(
                 z=np.asarray(values, dtype=np.float32).T,  # (heads, layers)
                 x=np.arange(n_layers, dtype=np.int16),
                 y=np.arange(n_heads, dtype=np.int16),
+                xaxis=f"x{suffix}",
+                yaxis=f"y{suffix}",
                 colorscale="Purples",
                 showscale=False,
                 texttemplate=f"%{{z:{fmt}}}",
@@ -189,33 +206,51 @@ def stats_figure(
                 xgap=1,
                 ygap=1,
                 hovertemplate=f"{axis_layer} %{{x}} · {axis_head} %{{y}}: %{{z:{fmt}}}<extra></extra>",
-            ),
-            row=i,
-            col=1,
+            )
         )
-        fig.add_shape(
-            type="rect",
-            x0=layer - 0.5,
-            x1=layer + 0.5,
-            y0=head - 0.5,
-            y1=head + 0.5,
-            line=dict(color=SELECTED, width=3),
-            row=i,
-            col=1,
+        layout[f"xaxis{suffix}"] = dict(
+            anchor=f"y{suffix}",
+            dtick=1,
+            showgrid=False,
+            zeroline=False,
+            tickfont=dict(size=11),
+            title=dict(text=axis_layer) if i == rows - 1 else None,
         )
-        fig.update_yaxes(title=axis_head, row=i, col=1)
-    fig.update_xaxes(dtick=1, showgrid=False, zeroline=False, tickfont=dict(size=11))
-    fig.update_xaxes(title=axis_layer, row=rows, col=1)
-    fig.update_yaxes(autorange="reversed", dtick=1, showgrid=False, zeroline=False)
-    fig.update_layout(
-        height=rows * (n_heads * 26 + 80) + 40,
-        margin=dict(l=60, r=20, t=40, b=50),
-        font=FONT,
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-    )
-    fig.update_annotations(font=dict(size=15))
-    return fig
+        layout[f"yaxis{suffix}"] = dict(
+            anchor=f"x{suffix}",
+            domain=[max(0.0, bottom), min(1.0, top)],
+            autorange="reversed",
+            dtick=1,
+            showgrid=False,
+            zeroline=False,
+            title=dict(text=axis_head),
+        )
+        shapes.append(
+            dict(
+                type="rect",
+                xref=f"x{suffix}",
+                yref=f"y{suffix}",
+                x0=layer - 0.5,
+                x1=layer + 0.5,
+                y0=head - 0.5,
+                y1=head + 0.5,
+                line=dict(color=SELECTED, width=3),
+            )
+        )
+        annotations.append(
+            dict(
+                text=title,
+                xref="paper",
+                yref="paper",
+                x=0.5,
+                y=min(1.0, top),
+                yanchor="bottom",
+                showarrow=False,
+                font=dict(size=15),
+            )
+        )
+    layout.update(shapes=shapes, annotations=annotations)
+    return go.Figure(traces, layout)
 
 
 # --- the overview picture ----------------------------------------------------------------------
