@@ -20,7 +20,7 @@ from llmviz.compare import BuiltPrompt
 from llmviz.errors import UserError
 from llmviz.models import get_spec, load_tokenizer
 from llmviz.plots.compare import BASE, INSTRUCT, Panel, first_token_figure
-from llmviz.streams import ColumnResult, Job, Sampling, StreamSlot
+from llmviz.streams import ColumnResult, Job, Sampling, StreamSlot, stop_token_ids
 from llmviz.ui.common import GENERATE, LIGHT, error_message, get_model, handler, model_dropdown
 from llmviz.ui.i18n import lang_of, t, text
 
@@ -254,18 +254,23 @@ def _on_run(
     )
     tokenizers = (left.tokenizer, right.tokenizer)
     jobs = [
-        Job(m.model, m.tokenizer, b.input_ids) for m, b in zip((left, right), built, strict=True)
+        Job(m.model, m.tokenizer, b.input_ids, stop_token_ids(m.tokenizer, m.model))
+        for m, b in zip((left, right), built, strict=True)
     ]
-    stream = slot.start(jobs, sampling, config.COMPARE_THREADS_PER_STREAM)
     texts: list[str] = ["", ""]
     panels: dict[int, Panel] = {}
     waiting = text("cmp.status.waiting", lang)
+    # Built before the threads start: once two generations hold the GIL in turns, pure-Python
+    # work here slows down ~10x (an empty plotly figure took ~2 s). The old chart is cleared
+    # (None) rather than redrawn empty for the same reason.
     full = _Screen(
         "", "", waiting, waiting,
         _prompt_html(built[0], lang, shots), _prompt_html(built[1], lang),
-        _figure({}, lang),
+        gr.update(value=None),
     )  # fmt: skip
-    yield full.out()
+    first_screen = full.out()
+    stream = slot.start(jobs, sampling, config.COMPARE_THREADS_PER_STREAM)
+    yield first_screen
     try:
         for ev in stream.events():
             if not slot.is_current(stream):
