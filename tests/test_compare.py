@@ -252,3 +252,19 @@ def test_token_labels_make_spaces_visible(smollm_tok):
     labels = [compare.token_label(smollm_tok, i) for i in ids]
     assert labels[0] == "␣London"
     assert "↵" in labels[-1]
+
+
+def test_first_token_figure_side_by_side_without_merging_labels():
+    from llmviz.plots.compare import Panel, first_token_figure
+
+    left = Panel("Left", ["␣the", "␣the", "↵"], [0.5, 0.3, 0.2], "#f59e0b")  # repeated label
+    right = Panel("Right", ["The", "A"], [0.7, 0.1], "#4f46e5")
+    fig = first_token_figure([left, right], "probability")
+    assert [t.xaxis for t in fig.data] == ["x", "x2"]
+    assert list(fig.data[0].y) == [0, 1, 2]  # integer positions: the two "␣the" stay two bars
+    assert list(fig.layout.yaxis.ticktext) == ["␣the", "␣the", "↵"]
+    assert list(fig.layout.yaxis2.ticktext) == ["The", "A"]
+    assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0]  # side by side, no overlap
+    assert [a.text for a in fig.layout.annotations] == ["Left", "Right"]
+    empty = first_token_figure([], "probability", "Click run")
+    assert len(empty.data) == 0 and empty.layout.annotations[0].text == "Click run"

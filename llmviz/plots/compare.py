@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 BASE = "#f59e0b"  # amber-500: the base model (left column)
 INSTRUCT = "#4f46e5"  # indigo-600: the instruct model (right column)
@@ -31,55 +30,74 @@ def _short(label: str) -> str:
 
 
 def first_token_figure(panels: Sequence[Panel], x_title: str, empty_text: str = "") -> go.Figure:
-    """One horizontal bar chart per panel (most likely on top), sharing the probability axis."""
+    """One horizontal bar chart per panel (most likely on top), side by side.
+
+    Axes are laid out by hand (``domain``) instead of ``make_subplots``: 4x cheaper (~30 ms vs
+    ~110 ms), which matters because this figure is built while two generations share the GIL.
+    """
     panels = list(panels)
-    cols = max(1, len(panels))
-    fig = make_subplots(
-        rows=1,
-        cols=cols,
-        subplot_titles=[p.title for p in panels] or [""],
-        horizontal_spacing=0.18,
-    )
+    fig = go.Figure()
+    n = max(1, len(panels))
+    gap = 0.16
+    width = (1.0 - gap * (n - 1)) / n
     top = max((max(p.probs) for p in panels if len(p.probs)), default=1.0)
-    for col, panel in enumerate(panels, start=1):
-        n = len(panel.labels)
-        y = list(range(n))
-        fig.add_bar(
-            x=list(panel.probs),
-            y=y,
-            orientation="h",
-            marker_color=panel.color,
-            text=[f"{p:.0%}" if p >= 0.01 else f"{p:.1%}" for p in panel.probs],
-            textposition="outside",
-            cliponaxis=False,
-            customdata=list(panel.labels),
-            hovertemplate="%{customdata}<br>p = %{x:.4f}<extra></extra>",
-            showlegend=False,
-            row=1,
-            col=col,
+    layout: dict = {}
+    notes: list[dict] = []  # titles as one layout list: add_annotation() validates each (slow)
+    for i, panel in enumerate(panels):
+        suffix = "" if i == 0 else str(i + 1)
+        y = list(range(len(panel.labels)))
+        fig.add_trace(
+            go.Bar(
+                x=list(panel.probs),
+                y=y,
+                orientation="h",
+                xaxis=f"x{suffix}",
+                yaxis=f"y{suffix}",
+                marker_color=panel.color,
+                text=[f"{p:.0%}" if p >= 0.01 else f"{p:.1%}" for p in panel.probs],
+                textposition="outside",
+                cliponaxis=False,
+                customdata=list(panel.labels),
+                hovertemplate="%{customdata}<br>p = %{x:.4f}<extra></extra>",
+                showlegend=False,
+            )
         )
-        fig.update_yaxes(
+        left = i * (width + gap)
+        layout[f"xaxis{suffix}"] = dict(
+            domain=[left, left + width],
+            anchor=f"y{suffix}",
+            range=[0, min(1.0, top * 1.25)],
+            tickformat=".0%",
+            title=dict(text=x_title),
+            gridcolor="#eef2f7",
+        )
+        layout[f"yaxis{suffix}"] = dict(
+            anchor=f"x{suffix}",
             tickvals=y,
             ticktext=[_short(lab) for lab in panel.labels],
             autorange="reversed",
             tickfont=dict(size=15),
-            row=1,
-            col=col,
         )
-        fig.update_xaxes(
-            range=[0, min(1.0, top * 1.25)],
-            tickformat=".0%",
-            title_text=x_title,
-            gridcolor="#eef2f7",
-            row=1,
-            col=col,
+        notes.append(
+            dict(
+                text=panel.title,
+                x=left + width / 2,
+                y=1.0,
+                xref="paper",
+                yref="paper",
+                xanchor="center",  # "auto" anchors left/right of x near the edges
+                yanchor="bottom",
+                showarrow=False,
+                font=dict(size=16),
+            )
         )
-    if not panels and empty_text:
-        fig.add_annotation(
-            text=empty_text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
-        )
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
+    if not panels:
+        layout["xaxis"] = dict(visible=False)
+        layout["yaxis"] = dict(visible=False)
+        if empty_text:
+            notes.append(
+                dict(text=empty_text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+            )
     fig.update_layout(
         height=360,
         margin=dict(l=110, r=40, t=60, b=50),
@@ -87,6 +105,7 @@ def first_token_figure(panels: Sequence[Panel], x_title: str, empty_text: str = 
         plot_bgcolor="white",
         paper_bgcolor="white",
         bargap=0.3,
+        annotations=notes,
+        **layout,
     )
-    fig.update_annotations(font=dict(size=16))
     return fig
