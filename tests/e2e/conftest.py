@@ -57,8 +57,8 @@ def open_app(browser, app_url):
 
         page.on("console", on_console)
         page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
-        page.goto(app_url, wait_until="domcontentloaded")
-        page.wait_for_selector("#llmviz-title", timeout=30_000)
+        page.goto(app_url, wait_until="domcontentloaded", timeout=180_000)
+        page.wait_for_selector("#llmviz-title", timeout=180_000)  # slow when the machine is busy
         pages.append(ctx)
         return page
 
