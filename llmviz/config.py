@@ -107,4 +107,7 @@ COMPARE_TOP_K = 10  # candidates shown for the first answer token
 # tokens/s; fp32 is the fast path on plain AVX2 CPUs.
 COMPARE_PRECISION = os.environ.get("LLMVIZ_COMPARE_PRECISION", "auto")
 #: torch threads each of the two generation threads uses while both run (None: leave torch as is).
-COMPARE_THREADS_PER_STREAM: int | None = 1
+#: Measured here (benchmarks/bench_compare.py, 3 runs): 1 thread each costs ~30% less CPU per
+#: token, but torch's default gave the shorter time to first token every time, and leaving it
+#: alone changes nothing process-wide for the other tabs.
+COMPARE_THREADS_PER_STREAM: int | None = None
