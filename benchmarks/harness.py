@@ -354,6 +354,9 @@ class Normal:
     #: ``gr.SelectData`` the event carries (a click on an image: ``{"index": [x, y]}``); such
     #: endpoints are called through the browser's protocol (``call_event``)
     event_data: Any = None
+    #: runs a model many times (several precisions, texts or samples): tens of seconds on a
+    #: 2-core CPU even with the cheapest arguments; the sweep and ``--quick`` call it sparingly
+    expensive: bool = False
 
 
 _ATTENTION = (("attention_run", {"txt": "The cat sat on the mat because it was tired."}),)
@@ -385,12 +388,35 @@ NORMAL: dict[str, Normal] = {
         {"token_id": lambda outs: outs[0][4]["choices"][0][1]},
         setup=(("sampling_view", _SAMPLING),),
     ),
-    "sampling_experiment": Normal({"prompt": PROMPT_EN, "model_key": "smollm2-135m-instruct"}),
+    "sampling_experiment": Normal(
+        {"prompt": PROMPT_EN, "model_key": "smollm2-135m-instruct"}, expensive=True
+    ),
     "labs_perplexity": Normal(
         {"txt": "The cat sat on the mat. 猫がマットの上に座った。", "model_b": "none"}
     ),
-    "labs_perplexity_languages": Normal({"pair": "day"}),
+    "labs_perplexity_languages": Normal({"pair": "day"}, expensive=True),
+    "memory_quality": Normal({"model_key": "smollm2-135m-instruct"}, expensive=True),
 }
+
+
+def is_expensive(name: str) -> bool:
+    return NORMAL.get(name, Normal()).expensive
+
+
+#: A cheap normal request per queue: proves that queue still serves after an endpoint's sweep.
+CANARIES = {
+    "light": "labs_scaling_preset",
+    "model": "models_catalog",
+    "generate": "sampling_generate",
+}
+
+
+def canary(endpoints: dict[str, Endpoint], group: str) -> Endpoint | None:
+    """A cheap endpoint in ``group`` (or any cheap one) for "the server still works" checks."""
+    for name in (CANARIES.get(group), *CANARIES.values()):
+        if name in endpoints and not is_expensive(name):
+            return endpoints[name]
+    return None
 
 
 def normal_args(

@@ -78,9 +78,6 @@ MAIN: dict[str, tuple[str, dict[str, Any]]] = {
     "memory estimate": ("memory_calculate", {}),
     "base vs instruct, first token": ("compare_run", {"max_new_tokens": 1}),
 }
-#: Teacher-driven endpoints that run the model many times (several precisions, several texts):
-#: timed once in the full run, skipped in --quick.
-EXPENSIVE = {"memory_quality", "labs_perplexity_languages", "sampling_experiment"}
 
 TARGETS = {
     "page_served_s": 5.0,
@@ -103,9 +100,10 @@ def log(msg: str) -> None:
 LAUNCHER = """
 import json, sys
 import app
+import torch
 from benchmarks.harness import groups_of
 with open(sys.argv[1], "w") as f:
-    json.dump(groups_of(app.demo), f)
+    json.dump({"groups": groups_of(app.demo), "torch_threads": torch.get_num_threads()}, f)
 app.demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True, **app.LAUNCH_KWARGS)
 """
 
@@ -123,6 +121,7 @@ class Server:
     groups: dict[str, str]
     page_served_s: float
     log_path: Path
+    torch_threads: int = 0
 
     @classmethod
     def start(cls, env_extra: dict[str, str] | None = None, timeout: float = 300.0) -> Server:
@@ -153,9 +152,11 @@ class Server:
                 raise RuntimeError(f"no page after {timeout:.0f} s; see {log_path}")
             time.sleep(0.05)
         served = time.perf_counter() - t0
-        groups = json.loads(groups_file.read_text() or "{}")
+        info = json.loads(groups_file.read_text() or "{}")
         groups_file.unlink(missing_ok=True)
-        return cls(proc, url, groups, served, log_path)
+        return cls(
+            proc, url, info.get("groups", {}), served, log_path, info.get("torch_threads", 0)
+        )
 
     def rss_bytes(self) -> tuple[int, int]:
         """(current, peak) resident memory of the server process."""
@@ -263,7 +264,7 @@ def payload_sweep(server: Server, eps: dict[str, Endpoint], quick: bool) -> list
     """One normal request to every endpoint: time, bytes of the response, status."""
     rows = []
     for name, ep in sorted(eps.items()):
-        if quick and name in EXPENSIVE:
+        if quick and harness.is_expensive(name):
             rows.append(
                 {"endpoint": name, "group": ep.group, "skipped": "expensive (full run only)"}
             )
@@ -688,6 +689,10 @@ def markdown(r: dict[str, Any]) -> str:
             else ""
         ),
         "",
+        f"Server: torch {r.get('server_torch_threads', '?')} intra-op threads"
+        + (f", environment {r['server_env']}" if r.get("server_env") else "")
+        + ".",
+        "",
         "### Targets (issue 8)",
         "",
         "| metric | target | measured | |",
@@ -801,8 +806,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_before": load_average(),
     }
     log("starting the app")
-    server = Server.start()
+    env = dict(kv.split("=", 1) for kv in args.env)
+    result["server_env"] = env
+    server = Server.start(env)
     result["page_served_s"] = server.page_served_s
+    result["server_torch_threads"] = server.torch_threads
     log(f"page served after {server.page_served_s:.2f} s")
     try:
         eps = endpoint_map(server)
@@ -871,6 +879,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--repeats", type=int, default=0, help="warm calls per endpoint (default 20, quick 5)"
     )
+    p.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE",
+        help="extra environment for the server, e.g. OMP_NUM_THREADS=1 (repeatable)",
+    )  # fmt: skip
     p.add_argument("--no-markdown", action="store_true", help="do not touch BENCHMARKS.md")
     args = p.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

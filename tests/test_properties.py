@@ -387,6 +387,27 @@ def test_pieces_give_back_the_exact_bytes_in_whole_character_groups(tiny_tokeniz
     assert not any("\ufffd" in label for label in labels)
 
 
+@pytest.fixture(scope="module")
+def gemma_tokenizer():
+    from llmviz.models import load_tokenizer
+
+    return load_tokenizer("gemma-3-270m")
+
+
+@pytest.mark.slow
+@SLOWER
+@given(st.one_of(valid_text, mixed_text))
+def test_sentencepiece_pieces_give_back_the_exact_bytes(gemma_tokenizer, text):
+    """Gemma's tokenizer takes the other path (``▁`` spaces, ``<0xNN>`` byte fallback)."""
+    tok = _tokens()
+    ids = gemma_tokenizer.encode(text, add_special_tokens=False)
+    pieces = tok.token_pieces(gemma_tokenizer, ids)
+    assert b"".join(p.raw for p in pieces) == text.encode("utf-8")
+    for group in {p.group for p in pieces}:
+        b"".join(p.raw for p in pieces if p.group == group).decode("utf-8")
+    assert not any("\ufffd" in label for label in tok.labels_of(pieces))
+
+
 @SLOWER
 @given(st.lists(st.integers(0, 399), max_size=25))
 def test_any_id_sequence_gets_labels_without_replacement_chars(tiny_tokenizer, ids):
