@@ -228,7 +228,7 @@ def _fast_pick(
     stages = filter_scores(logits, settings)
     token, final_prob = draw_with_prob(stages.final, rng, settings.greedy)
     prob = float(torch.exp(logits[token] - torch.logsumexp(logits, dim=-1)))
-    survivors = int(torch.isfinite(stages.final).sum())
+    survivors = int(torch.count_nonzero(torch.isfinite(stages.final)))
     return token, prob, final_prob, rank_of(logits, token), survivors
 
 

@@ -133,11 +133,15 @@ def top_k_keep(scores: torch.Tensor, top_k: int, min_keep: int = 1) -> torch.Ten
 
     ``[1., 3., 2., 0.]``, k=2 -> ``[False, True, True, False]``
     """
+    return ~_top_k_drop(scores, top_k, min_keep)
+
+
+def _top_k_drop(scores: torch.Tensor, top_k: int, min_keep: int = 1) -> torch.Tensor:
     if top_k == 0:
-        return torch.ones_like(scores, dtype=torch.bool)
+        return torch.zeros_like(scores, dtype=torch.bool)
     k = min(max(top_k, min_keep), scores.size(-1))
     kth = torch.topk(scores, k)[0][..., -1, None]
-    return ~(scores < kth)
+    return scores < kth
 
 
 def top_p_keep(scores: torch.Tensor, top_p: float, min_keep: int = 1) -> torch.Tensor:
@@ -147,14 +151,17 @@ def top_p_keep(scores: torch.Tensor, top_p: float, min_keep: int = 1) -> torch.T
     including it is still <= 1 - top_p (so the nucleus reaches at least top_p). 1 = off.
     ``log([0.3, 0.1, 0.1, 0.5])``, p=0.8 -> ``[True, False, False, True]``
     """
+    return ~_top_p_drop(scores, top_p, min_keep)
+
+
+def _top_p_drop(scores: torch.Tensor, top_p: float, min_keep: int = 1) -> torch.Tensor:
     if top_p >= 1.0:
-        return torch.ones_like(scores, dtype=torch.bool)
+        return torch.zeros_like(scores, dtype=torch.bool)
     sorted_scores, order = torch.sort(scores, descending=False)
     cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
     drop_sorted = cumulative <= (1 - top_p)
     drop_sorted[..., -min_keep:] = False
-    drop = drop_sorted.scatter(-1, order, drop_sorted)
-    return ~drop
+    return drop_sorted.scatter(-1, order, drop_sorted)
 
 
 def min_p_keep(scores: torch.Tensor, min_p: float, min_keep: int = 1) -> torch.Tensor:
@@ -163,15 +170,24 @@ def min_p_keep(scores: torch.Tensor, min_p: float, min_keep: int = 1) -> torch.T
     ``log([0.9, 0.0274, 0.047, 0.0274])``, min_p=0.05 (threshold 0.045) ->
     ``[True, False, True, False]``
     """
+    return ~_min_p_drop(scores, min_p, min_keep)
+
+
+def _min_p_drop(scores: torch.Tensor, min_p: float, min_keep: int = 1) -> torch.Tensor:
     probs = torch.softmax(scores, dim=-1)
     drop = probs < min_p * probs.amax(dim=-1, keepdim=True)
     k = min(min_keep, probs.shape[-1])
     drop.scatter_(-1, torch.topk(probs, k, dim=-1).indices, False)
-    return ~drop
+    return drop
 
 
 def _masked(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return scores.masked_fill(~keep, -float("inf"))
+
+
+def _dropped(scores: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    # the per-token path works on "drop" masks, exactly the tensors the library fills with -inf
+    return scores.masked_fill(drop, -float("inf"))
 
 
 @dataclass(frozen=True)
@@ -196,13 +212,13 @@ def filter_scores(logits: torch.Tensor, settings: SamplingSettings) -> FilteredS
     tempered = logits if settings.temperature == 1.0 else logits / settings.temperature
     after_k = tempered
     if settings.top_k:
-        after_k = _masked(tempered, top_k_keep(tempered, settings.top_k))
+        after_k = _dropped(tempered, _top_k_drop(tempered, settings.top_k))
     after_p = after_k
     if settings.top_p < 1.0:
-        after_p = _masked(after_k, top_p_keep(after_k, settings.top_p))
+        after_p = _dropped(after_k, _top_p_drop(after_k, settings.top_p))
     final = after_p
     if settings.min_p > 0:  # min_p = 0 removes nothing
-        final = _masked(after_p, min_p_keep(after_p, settings.min_p))
+        final = _dropped(after_p, _min_p_drop(after_p, settings.min_p))
     return FilteredScores(tempered, after_k, after_p, final)
 
 
@@ -224,7 +240,7 @@ def draw_with_prob(
 
 def rank_of(logits: torch.Tensor, token_id: int) -> int:
     """1 + how many tokens the model scored strictly higher (1 = the model's favourite)."""
-    return int((logits > logits[token_id]).sum()) + 1
+    return int(torch.count_nonzero(logits > logits[token_id])) + 1
 
 
 def entropy_bits(probs: np.ndarray) -> float:

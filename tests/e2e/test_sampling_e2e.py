@@ -55,6 +55,19 @@ def test_sampling_tab_in_the_browser(open_app, shot_dir, locale):
     page.wait_for_timeout(1500)  # the charts follow the last token
     assert page.locator("#sampling-bars .js-plotly-plot").is_visible()
 
+    if locale == "ja-JP":  # Stop ends a long stream: the text stops growing well before 150
+        n.fill("150")
+        page.locator("#sampling-generate").click()
+        page.wait_for_function(
+            "() => document.querySelectorAll('#sampling-text span[title]').length >= 9",
+            timeout=120_000,
+        )
+        page.locator("#sampling-stop").click()
+        page.wait_for_timeout(2000)
+        count = page.locator("#sampling-text span[title]").count()
+        page.wait_for_timeout(3000)
+        assert page.locator("#sampling-text span[title]").count() == count < 100
+
     if locale == "en-US":  # the textbook table once (15 rows), shown only after the run
         assert not page.locator("#sampling-experiment-table").is_visible()
         page.locator("#sampling-experiment").click()
