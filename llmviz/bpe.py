@@ -182,8 +182,13 @@ def replay(
 ) -> list[int]:
     """How often each given merge's pair occurred at its turn (for merges learned elsewhere).
 
+    Counted like ``train`` (and the library): every adjacent occurrence, overlapping ones
+    included, even though merging "aaa" then joins only one of its two "a a" pairs.
+
     >>> replay({"aab": 2}, [("a", "a"), ("aa", "b")])
     [2, 2]
+    >>> replay({"aaa": 1}, [("a", "a")])
+    [2]
     """
     words = [list(w) for w in word_counts]
     counts = list(word_counts.values())
@@ -191,12 +196,12 @@ def replay(
     for a, b in merges[:limit]:
         n = 0
         for i, w in enumerate(words):
+            n += counts[i] * sum(1 for x, y in zip(w, w[1:], strict=False) if x == a and y == b)
             merged: list[str] = []
             j = 0
             while j < len(w):
                 if j + 1 < len(w) and w[j] == a and w[j + 1] == b:
                     merged.append(a + b)
-                    n += counts[i]
                     j += 2
                 else:
                     merged.append(w[j])

@@ -163,7 +163,10 @@ def cards_needed(model_bytes: float, card_gb: float, overhead_bytes: float = 0.0
     usable = card_gb * GB - overhead_bytes
     if usable <= 0:
         raise UserError("The runtime overhead alone fills this card.", key="mem_card_too_small")
-    return 0 if model_bytes <= 0 else math.ceil(model_bytes / usable - 1e-12)
+    if model_bytes <= 0:
+        return 0
+    # relative slack absorbs float noise (15.000000000001 cards is 15); any byte needs one card
+    return max(1, math.ceil(model_bytes / usable * (1 - 1e-12)))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ spaces), WordPiece is BERT-style (``##`` marks a word's continuation).
 from __future__ import annotations
 
 import json
+import math
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -259,8 +260,14 @@ def first_merges(trained: TrainedTokenizer, corpus: str, n: int = 30) -> list[Le
     ]
 
 
-def step_by_step(corpus: str, merges: int = 20) -> bpe.BPEResult:
+def step_by_step(corpus: str, merges: int | float = 20) -> bpe.BPEResult:
     """The hand-written BPE on a small corpus, with runner-up pairs at each step."""
+    if isinstance(merges, bool) or not isinstance(merges, (int, float)) or not math.isfinite(merges):
+        raise UserError(
+            f"The number of merges must be a whole number from 1 to {config.TOK_STEP_MAX_MERGES}.",
+            key="tok_step_merges",
+            limit=config.TOK_STEP_MAX_MERGES,
+        )
     corpus = read_corpus(corpus)
     if len(corpus) > config.TOK_STEP_MAX_CHARS:
         raise UserError(

@@ -249,8 +249,14 @@ def _on_view(a, layer, head, token, hide, request: gr.Request):
 def _on_pick(a, token, hide, evt: gr.SelectData, request: gr.Request):
     _check(a, 0, 0, token)
     lay = a.result.layout
-    x, y = (evt.index or [-1, -1])[:2]
-    picked = overview_tile_at(int(x), int(y), lay.n_layers, lay.n_heads)
+    index = evt.index if isinstance(evt.index, (list, tuple)) else []
+    try:  # a click on the picture gives pixel [x, y]; anything else (API callers) is ignored
+        x, y = (int(v) for v in index[:2])
+    except (TypeError, ValueError, OverflowError):
+        return (gr.skip(),) * 7
+    if len(index) < 2:
+        return (gr.skip(),) * 7
+    picked = overview_tile_at(x, y, lay.n_layers, lay.n_heads)
     if picked is None:  # a label or the gap between tiles
         return (gr.skip(),) * 7
     layer, head = picked

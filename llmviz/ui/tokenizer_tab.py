@@ -292,7 +292,7 @@ def _on_train(
 
 @handler
 def _on_step(corpus: str, merges: float, request: gr.Request) -> Any:
-    result = training.step_by_step(corpus, int(merges))
+    result = training.step_by_step(corpus, merges)
     from llmviz.tokens import bytes_to_unicode
 
     back = {ch: b for b, ch in bytes_to_unicode().items()}
