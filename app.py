@@ -60,10 +60,19 @@ demo = build()
 # No demo.queue(...) here: every event names its queue (LIGHT / MODEL / GENERATE in
 # llmviz/ui/common.py), and each queue() call rebuilds gradio's whole app config (seconds at start).
 
+
+def warm_up() -> None:
+    """Work worth doing before the first student clicks, once the page is already served."""
+    tokenizer_tab.warm_up()
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        prevent_thread_lock=True,
         **LAUNCH_KWARGS,
     )
+    warm_up()  # on this (main) thread: see tokenizer_tab.warm_up for why not a background one
+    demo.block_thread()

@@ -1,5 +1,7 @@
 """The composed app: every event is a named API endpoint, and faults leave the server answering."""
 
+from pathlib import Path
+
 import pytest
 from gradio_client.exceptions import AppError
 
@@ -30,6 +32,32 @@ def test_launch_happens_only_under_main():
         if not guarded:
             assert ".launch(" not in ast.unparse(node), ast.unparse(node)[:80]
     assert isinstance(app.demo, type(app.build()))
+
+
+def test_importing_the_app_starts_no_thread():
+    """A thread started at import or build time races the importer's own imports: CPython's
+    import deadlock avoidance then hands one side a half-initialised ``transformers`` (CI once
+    failed to collect ``from transformers import GenerationConfig`` this way)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, app\n"
+        "extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]\n"
+        "assert not extra, extra\n"
+        "from transformers import GenerationConfig\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(app.__file__).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.mark.slow

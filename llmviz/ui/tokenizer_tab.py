@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 from functools import lru_cache
 from typing import Any
 
@@ -47,8 +46,14 @@ def _parallel_text() -> str:
     return "\n".join(f"{k}: {v}" for k, v in data["sentences"].items())
 
 
-def _warm() -> None:
-    """Load the default tokenizers in the background: the first keystroke should not wait."""
+def warm_up() -> None:
+    """Load the default tokenizers, so the first keystroke does not wait (Gemma's takes seconds).
+
+    Called by ``app.py`` once the server is up, on the main thread. Never from a background
+    thread started at import or build time: a thread that imports transformers while another
+    thread imports it too can hand one of them a half-initialised module (CPython's import
+    deadlock avoidance), which is how CI once failed to collect a test module.
+    """
     for key in DEFAULT_PICKS:
         try:
             get_tokenizer(key)
@@ -315,7 +320,6 @@ def _on_step(corpus: str, merges: float, request: gr.Request) -> Any:
 
 # --- layout ------------------------------------------------------------------------------------
 def build() -> None:
-    threading.Thread(target=_warm, name="llmviz-tokenizer-warmup", daemon=True).start()
     trained = gr.State({})
     gr.Markdown(t("tok.intro"))
     with gr.Tabs():
