@@ -61,22 +61,32 @@ def main() -> None:
     total = [a + b for a, b in zip(tok, draw, strict=True)]
     counts = [r.n_tokens for r in token_stats.tokenize_many(adapters, text)]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"10,000 characters (ja + en + emoji + code), {len(KEYS)} tokenizers, {REPEATS} warm runs")
+    print(
+        f"10,000 characters (ja + en + emoji + code), {len(KEYS)} tokenizers, {REPEATS} warm runs"
+    )
     print(f"machine: {os.cpu_count()} cores, load average {load:.1f} during the run\n")
     print("| step | median ms | min ms |")
     print("|---|---|---|")
     print(f"| tokenize + bytes + groups + counts | {statistics.median(tok):.1f} | {min(tok):.1f} |")
-    print(f"| build the HTML ({size / 1e6:.2f} MB) | {statistics.median(draw):.1f} | {min(draw):.1f} |")
-    print(f"| **total wall (target <= 100)** | **{statistics.median(total):.1f}** | {min(total):.1f} |")
+    print(
+        f"| build the HTML ({size / 1e6:.2f} MB) | {statistics.median(draw):.1f} | {min(draw):.1f} |"
+    )
+    print(
+        f"| **total wall (target <= 100)** | **{statistics.median(total):.1f}** | {min(total):.1f} |"
+    )
     print(f"| total CPU time of this process | {statistics.median(cpu):.1f} | {min(cpu):.1f} |")
-    print("\nThe work is single-threaded: on a shared, overloaded machine the CPU time is the better")
+    print(
+        "\nThe work is single-threaded: on a shared, overloaded machine the CPU time is the better"
+    )
     print("estimate of the server time an idle core would take; the wall time includes waiting.")
     c = time.process_time()
     sink: list[int] = []
     for i in range(1_000_000):
         sink.append(i)
     ref = (time.process_time() - c) * 1000
-    print(f"Speed reference on this machine now: 1e6 list appends = {ref:.0f} ms CPU (~40 ms idle).")
+    print(
+        f"Speed reference on this machine now: 1e6 list appends = {ref:.0f} ms CPU (~40 ms idle)."
+    )
     print("\n| tokenizer | tokens |\n|---|---|")
     for k, n in zip(KEYS, counts, strict=True):
         print(f"| {k} | {n:,} |")
