@@ -65,6 +65,17 @@ def test_second_load_comes_from_memory(smollm):
 
 
 @pytest.mark.slow
+def test_precisions_and_the_tokenizer_tab_share_one_tokenizer(smollm):
+    """Building a tokenizer costs seconds (Gemma); a second precision must not pay it again."""
+    other = load("smollm2-135m-instruct", "fp32")
+    assert other.model is not smollm.model
+    assert other.tokenizer is smollm.tokenizer
+    loading.clear_memory_cache()  # no model in memory: load_tokenizer builds or reuses one
+    tok = loading.load_tokenizer("smollm2-135m-instruct")
+    assert load("smollm2-135m-instruct", "fp32").tokenizer is tok
+
+
+@pytest.mark.slow
 def test_concurrent_loads_share_one_model():
     loading.clear_memory_cache()
     got = []

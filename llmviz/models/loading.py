@@ -68,12 +68,17 @@ class LoadedModel:
 _loaded: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _registry_lock = threading.Lock()
+#: Tokenizers by (catalog key, source), shared by every precision of a model and by the
+#: tokenizer tab: Gemma's 262k-entry tokenizer takes seconds to build, its weights about one.
+_tokenizers: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_TOKENIZERS_KEPT = 8
 
 
 def clear_memory_cache() -> None:
     """Forget every loaded model (tests use this to measure cold loads)."""
     with _registry_lock:
         _loaded.clear()
+        _tokenizers.clear()
 
 
 def _remember(item: LoadedModel) -> None:
@@ -140,9 +145,28 @@ def load_tokenizer(name: str, progress: Progress | None = None) -> Any:
             if key == spec.key:
                 return item.tokenizer
     source = _weights_source(spec, progress or _no_progress)
+    return _guard(spec, lambda: _shared_tokenizer(spec, source))
+
+
+def _shared_tokenizer(spec: ModelSpec, source: str) -> Any:
+    """``AutoTokenizer.from_pretrained(source)``, built once per model and source.
+
+    Two threads asking at once may both build it (the second result is dropped): cheaper than a
+    lock that would hold one model's request behind another model's tokenizer.
+    """
+    slot = (spec.key, source)
+    with _registry_lock:
+        if slot in _tokenizers:
+            _tokenizers.move_to_end(slot)
+            return _tokenizers[slot]
     from transformers import AutoTokenizer
 
-    return _guard(spec, lambda: AutoTokenizer.from_pretrained(source, **_hub_kwargs(spec)))
+    tok = AutoTokenizer.from_pretrained(source, **_hub_kwargs(spec))
+    with _registry_lock:
+        tok = _tokenizers.setdefault(slot, tok)
+        while len(_tokenizers) > _TOKENIZERS_KEPT:
+            _tokenizers.popitem(last=False)
+    return tok
 
 
 # --- where the weights come from ---------------------------------------------------------------
@@ -183,7 +207,7 @@ def _hub_kwargs(spec: ModelSpec) -> dict[str, Any]:
 
 def _from_pretrained(spec: ModelSpec, source: str, precision: str) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     dev = device.pick()
     kwargs: dict[str, Any] = dict(_hub_kwargs(spec), attn_implementation="eager")
@@ -197,7 +221,7 @@ def _from_pretrained(spec: ModelSpec, source: str, precision: str) -> tuple[Any,
         kwargs["device_map"] = dev
 
     def load() -> tuple[Any, Any]:
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        tok = _shared_tokenizer(spec, source)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         if "device_map" not in kwargs:
             model = model.to(dev)
