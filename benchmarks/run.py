@@ -68,7 +68,8 @@ ATTENTION_TEXT = (
 GEN_PROMPT = "Once upon a time, in a small village by the sea, there lived"
 LIGHT_GROUPS = ("light",)
 STEADY_AFTER_S = 10.0  # the classroom's opening burst: every student clicks in the first 3 s
-GENERATION_GROUPS = ("generate",)
+#: Endpoints that generate text (they share the model lane with the rest of the model work).
+GENERATION_ENDPOINTS = ("sampling_generate", "compare_run", "sampling_experiment")
 
 #: The main endpoint of each tab (issue 8's list) and the arguments to time it with.
 MAIN: dict[str, tuple[str, dict[str, Any]]] = {
@@ -349,7 +350,11 @@ def generation_speed(
                 rates.append(made / res.seconds)
         out["endpoint_tokens_per_s"] = summary(rates)["median"] if rates else None
 
-    loaded = load_model(model_key, "bf16")
+    from llmviz import config
+
+    # the precision the server's sampling tab uses ("auto": bf16 only where it is fast)
+    loaded = load_model(model_key, config.SAMPLING_PRECISION)
+    out["precision"] = loaded.precision
     model, tok = loaded.model, loaded.tokenizer
     out["weight_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
     ids = tok(GEN_PROMPT, return_tensors="pt")
@@ -539,7 +544,7 @@ def analyse_classroom(
 ) -> dict[str, Any]:  # fmt: skip
     """Per-endpoint counts, errors, p50/p95, and light latency while a generation ran."""
     per: dict[str, dict[str, Any]] = {}
-    gen_spans = [(r.start, r.end) for r in records if r.group in GENERATION_GROUPS]
+    gen_spans = [(r.start, r.end) for r in records if r.endpoint in GENERATION_ENDPOINTS]
     for name in sorted({r.endpoint for r in records}):
         rs = [r for r in records if r.endpoint == name]
         lat = [r.end - r.start for r in rs if r.ok]
@@ -750,7 +755,7 @@ def markdown(r: dict[str, Any]) -> str:
         bw = r.get("bandwidth", {})
         lines += [
             "", "### Generation speed", "",
-            f"{g.get('model')}, bf16, {g.get('tokens')} new tokens, temperature 1, top-k 50, same prompt. "
+            f"{g.get('model')}, {g.get('precision', 'bf16')}, {g.get('tokens')} new tokens, temperature 1, top-k 50, same prompt. "
             f"Weights read per token: {fmt_bytes(g.get('weight_bytes'))}; read bandwidth "
             f"{bw.get('torch_sum_read_GBps', 0):.1f} GB/s (torch sum over 512 MB, "
             f"{bw.get('threads')} threads; numpy copy {bw.get('numpy_copy_read_write_GBps', 0):.1f} GB/s "
@@ -876,7 +881,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if name not in eps:
                 log(f"{label}: endpoint {name} not in the app, skipped")
                 continue
-            n = max(3, repeats // 4) if eps[name].group in GENERATION_GROUPS else repeats
+            n = max(3, repeats // 4) if name in GENERATION_ENDPOINTS else repeats
             row = {"label": label, **timed_calls(server, eps[name], eps, overrides, n)}
             result["latency"].append(row)
             log(

@@ -34,6 +34,17 @@ DEFAULT_INSTRUCT = os.environ.get("LLMVIZ_INSTRUCT_MODEL", "smollm2-135m-instruc
 #: Models kept in memory at once are limited by their footprint (bytes), least recently used first out.
 MODEL_MEMORY_BUDGET = int(float(os.environ.get("LLMVIZ_MODEL_BUDGET_GB", "6")) * 2**30)
 
+#: How many model jobs (forward passes, generations, loads) run at once. Every model endpoint
+#: shares this one lane; light endpoints (tokenizer, calculators) have their own and never wait
+#: for it. 1 is right for a CPU: torch already spreads one job over every core, and two or
+#: more jobs at once oversubscribe the cores (measured on 2 cores, 40 simulated students: 2+2
+#: lanes left 10 generations unfinished after 150 s; one lane finished everything, see
+#: BENCHMARKS.md). On a GPU a teacher may raise it.
+MODEL_LANES = max(1, int(os.environ.get("LLMVIZ_MODEL_LANES", "1")))
+
+#: Light endpoints (tokenizer, calculators, re-drawing a chart) that may run at once.
+LIGHT_LANES = max(1, int(os.environ.get("LLMVIZ_LIGHT_LANES", "8")))
+
 # --- limits a student can hit (the UI states them) ---------------------------------------------
 MAX_TEXT_CHARS = 20_000  # tokenizer playground input
 MAX_PROMPT_TOKENS = 256  # attention / sampling / base-vs-instruct prompts

@@ -16,16 +16,19 @@ from typing import Any
 
 import gradio as gr
 
+from llmviz import config
 from llmviz.errors import UserError
 from llmviz.models import CATALOG, LoadedModel, get_spec, load_model, offered_keys
 from llmviz.ui.i18n import lang_of, text
 
 log = logging.getLogger("llmviz.ui")
 
-# Queues (concurrency_id): light endpoints never wait behind model work or generation.
-LIGHT = {"concurrency_id": "light", "concurrency_limit": 8}
-MODEL = {"concurrency_id": "model", "concurrency_limit": 2}
-GENERATE = {"concurrency_id": "generate", "concurrency_limit": 2}
+# Queues (concurrency_id): light endpoints never wait behind model work or generation. Model
+# work and generation share one lane (config.MODEL_LANES): on a CPU, jobs running side by side
+# only slow each other down. GENERATE stays a separate name so a tab says what it does.
+LIGHT = {"concurrency_id": "light", "concurrency_limit": config.LIGHT_LANES}
+MODEL = {"concurrency_id": "model", "concurrency_limit": config.MODEL_LANES}
+GENERATE = MODEL
 
 
 def error_message(err: Exception, lang: str) -> str:
