@@ -598,6 +598,20 @@ def analyse_classroom(
     }
 
 
+def first_model_uses(
+    server: Server, eps: dict[str, Endpoint], timeout: float, label: str
+) -> dict[str, Any]:
+    """Load each default model once through ``/models_load``: seconds, status, message."""
+    out: dict[str, Any] = {}
+    for key in ("gemma-3-270m", "smollm2-135m-instruct"):
+        args = harness.normal_args(eps["models_load"], {"name": key})
+        res = harness.call(server.url, "models_load", args, timeout)
+        out[key] = {"seconds": res.seconds, "status": res.status,
+                    "message": (res.message or "")[:200]}  # fmt: skip
+        log(f"{label} {key}: {res.seconds:.2f} s ({res.status})")
+    return out
+
+
 # --- cold cache ----------------------------------------------------------------------------------
 def cold_cache() -> dict[str, Any]:
     """First-ever conversion: a server whose model cache is an empty temporary folder."""
@@ -605,20 +619,7 @@ def cold_cache() -> dict[str, Any]:
     out: dict[str, Any] = {}
     server = Server.start({"LLMVIZ_CACHE": tmp})
     try:
-        eps = endpoint_map(server)
-        for key in ("gemma-3-270m", "smollm2-135m-instruct"):
-            res = harness.call(
-                server.url,
-                "models_load",
-                harness.normal_args(eps["models_load"], {"name": key}),
-                900,
-            )
-            out[key] = {
-                "seconds": res.seconds,
-                "status": res.status,
-                "message": (res.message or "")[:200],
-            }
-            log(f"cold cache {key}: {res.status} {res.seconds:.1f}s")
+        out.update(first_model_uses(server, endpoint_map(server), 900, "cold cache"))
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -864,17 +865,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         eps = endpoint_map(server)
         result["endpoints"] = sorted(eps)
-        result["first_model_use"] = {}
-        for key in ("gemma-3-270m", "smollm2-135m-instruct"):
-            res = harness.call(
-                server.url,
-                "models_load",
-                harness.normal_args(eps["models_load"], {"name": key}),
-                600,
-            )
-            result["first_model_use"][key] = {"seconds": res.seconds, "status": res.status,
-                                              "message": (res.message or "")[:200]}  # fmt: skip
-            log(f"first use of {key}: {res.seconds:.2f} s ({res.status})")
+        result["first_model_use"] = first_model_uses(server, eps, 600, "first use of")
 
         result["latency"] = []
         for label, (name, overrides) in MAIN.items() if "latency" in phases else ():

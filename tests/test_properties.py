@@ -365,13 +365,19 @@ def test_byte_table_is_a_bijection_onto_printable_characters():
     assert all(ch.isprintable() and not ch.isspace() for ch in table.values())
 
 
+def _pieces_with_exact_bytes(tokenizer, text):
+    """Encode ``text``, cut it into pieces, and check the pieces' bytes are exactly its UTF-8."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    pieces = _tokens().token_pieces(tokenizer, ids)
+    assert b"".join(p.raw for p in pieces) == text.encode("utf-8")
+    return ids, pieces
+
+
 @SLOWER
 @given(st.one_of(valid_text, mixed_text))
 def test_pieces_give_back_the_exact_bytes_in_whole_character_groups(tiny_tokenizer, text):
     tok = _tokens()
-    ids = tiny_tokenizer.encode(text, add_special_tokens=False)
-    pieces = tok.token_pieces(tiny_tokenizer, ids)
-    assert b"".join(p.raw for p in pieces) == text.encode("utf-8")
+    ids, pieces = _pieces_with_exact_bytes(tiny_tokenizer, text)
     groups = [p.group for p in pieces]
     assert groups == sorted(groups)
     assert all(b - a in (0, 1) for a, b in zip(groups, groups[1:], strict=False))
@@ -400,9 +406,7 @@ def gemma_tokenizer():
 def test_sentencepiece_pieces_give_back_the_exact_bytes(gemma_tokenizer, text):
     """Gemma's tokenizer takes the other path (``▁`` spaces, ``<0xNN>`` byte fallback)."""
     tok = _tokens()
-    ids = gemma_tokenizer.encode(text, add_special_tokens=False)
-    pieces = tok.token_pieces(gemma_tokenizer, ids)
-    assert b"".join(p.raw for p in pieces) == text.encode("utf-8")
+    _, pieces = _pieces_with_exact_bytes(gemma_tokenizer, text)
     for group in {p.group for p in pieces}:
         b"".join(p.raw for p in pieces if p.group == group).decode("utf-8")
     assert not any("\ufffd" in label for label in tok.labels_of(pieces))
