@@ -1,4 +1,4 @@
-"""What the benchmark (``benchmarks/run.py``) and the hostile-input sweep
+"""What the benchmark (``benchmarks/run.py`` and its modules) and the hostile-input sweep
 (``tests/test_hostile_sweep.py``) share: finding the app's API endpoints, calling them over plain
 HTTP, realistic ("normal") arguments for each endpoint, and latency statistics.
 
@@ -12,7 +12,8 @@ HTTP, realistic ("normal") arguments for each endpoint, and latency statistics.
   enough (state set up first, a cheaper prompt, few tokens). Endpoints missing from it use the
   defaults of their components (``parameter_default`` in the API info).
 
-Deliberately not here: timing policy, targets, reports (``run.py``) and assertions (the tests).
+Deliberately not here: timing policy (``measure.py``, ``classroom.py``), targets, reports
+(``report.py``) and assertions (the tests).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from benchmarks import harness, run
+from benchmarks import classroom, harness, report, server
 from benchmarks.harness import Endpoint, Param
 
 
@@ -136,11 +136,11 @@ def _result():
                        "plain_generate_tokens_per_s": 25.0, "llmviz_loop_tokens_per_s": 24.0,
                        "bound_tokens_per_s": 76.0},
         "bandwidth": {"torch_sum_read_GBps": 38.0, "numpy_copy_read_write_GBps": 20.0, "threads": 2},
-        "classroom": run.analyse_classroom(
-            [run.Record(0, "tokenizer_tokenize", "light", 0.0, 0.1, True),
-             run.Record(1, "tokenizer_tokenize", "light", 1.0, 1.9, True),
-             run.Record(2, "sampling_generate", "generate", 0.5, 2.5, True),
-             run.Record(3, "sampling_view", "model", 3.0, 3.2, False, "AppError: boom")],
+        "classroom": classroom.analyse_classroom(
+            [classroom.Record(0, "tokenizer_tokenize", "light", 0.0, 0.1, True),
+             classroom.Record(1, "tokenizer_tokenize", "light", 1.0, 1.9, True),
+             classroom.Record(2, "sampling_generate", "generate", 0.5, 2.5, True),
+             classroom.Record(3, "sampling_view", "model", 3.0, 3.2, False, "AppError: boom")],
             students=4, duration=5.0, unfinished=0),
         "rss_peak_bytes": 2.5e9,
     }  # fmt: skip
@@ -158,7 +158,7 @@ def test_classroom_analysis():
 
 
 def test_target_verdicts():
-    rows = {name: (shown, ok) for name, _, shown, ok in run.targets_table(_result())}
+    rows = {name: (shown, ok) for name, _, shown, ok in report.targets_table(_result())}
     assert rows["page served after start"] == ("4.00 s", True)
     assert rows["cached model load (Gemma 270M, first use)"][1] is False
     assert rows["tokenize, median"] == ("50 ms", True)
@@ -173,22 +173,22 @@ def test_target_verdicts():
 
 def test_markdown_block_replaces_only_the_generated_part(tmp_path, monkeypatch):
     md = tmp_path / "BENCHMARKS.md"
-    monkeypatch.setattr(run, "BENCHMARKS_MD", md)
-    block = run.markdown(_result())
-    assert block.startswith(run.START) and block.endswith(run.END)
+    monkeypatch.setattr(report, "BENCHMARKS_MD", md)
+    block = report.markdown(_result())
+    assert block.startswith(report.START) and block.endswith(report.END)
     assert "Measured under load" in block  # load 3.5 on 2 cores
     assert "| tokenize | `tokenizer_tokenize` | light |" in block
-    run.write_markdown(block)
+    report.write_markdown(block)
     text = md.read_text()
-    md.write_text("# Title\n\nintro\n\n" + text[text.index(run.START) :] + "\n## Notes\nkept\n")
-    run.write_markdown(block.replace("Test CPU", "Other CPU"))
+    md.write_text("# Title\n\nintro\n\n" + text[text.index(report.START) :] + "\n## Notes\nkept\n")
+    report.write_markdown(block.replace("Test CPU", "Other CPU"))
     text = md.read_text()
     assert text.startswith("# Title\n\nintro\n\n") and text.endswith("## Notes\nkept\n")
     assert "Other CPU" in text and "Test CPU" not in text
 
 
 def test_proc_memory_reads_this_process():
-    rss, peak = run.proc_memory(os.getpid())
+    rss, peak = server.proc_memory(os.getpid())
     assert 10e6 < rss <= peak
 
 
