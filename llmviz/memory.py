@@ -27,7 +27,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 
 GB = 1e9
@@ -90,14 +90,16 @@ BNB_CODE_ENTRIES = 16  # 4-bit code table (fp32) per layer
 BNB_NESTED_CODE_ENTRIES = 256  # 8-bit code table for the quantized absmax (fp32) per layer
 
 
-def get_precision(key: str) -> Precision:
-    if key not in PRECISIONS:
-        raise UserError(
-            f"Unknown precision '{str(key)[:20]}'. Choose one of: {', '.join(PRECISIONS)}.",
-            key="mem_precision_unknown",
-            precision=str(key)[:20],
-        )
-    return PRECISIONS[key]
+def get_precision(key: object) -> Precision:
+    """The precision named ``key`` (exact keys only: ``"nf4"``, not ``"NF4"``)."""
+    checks.one_of(
+        key,
+        PRECISIONS,
+        key="mem_precision_unknown",
+        message="Unknown precision '{precision}'. Choose one of: {choices}.",
+        precision=checks.show(key, 20),
+    )
+    return PRECISIONS[key]  # type: ignore[index]
 
 
 # --- the textbook formula -----------------------------------------------------------------------
@@ -426,40 +428,43 @@ def _linear_bytes(breakdown: ParamBreakdown, p: Precision) -> float:
 
 
 def check_context_batch(context: object, batch: object) -> tuple[int, int]:
-    """Validate a context length and a batch size from the UI (numbers or numeric text)."""
-    ctx = _whole_number(context, "context")
-    bsz = _whole_number(batch, "batch")
-    if not 1 <= ctx <= config.MEMORY_MAX_CONTEXT:
-        raise UserError(
-            f"Context length must be between 1 and {config.MEMORY_MAX_CONTEXT:,} tokens "
-            f"(got {ctx:,}). It is the number of tokens the KV cache holds: prompt + answer.",
-            key="mem_context_range",
-            value=f"{ctx:,}",
-            limit=f"{config.MEMORY_MAX_CONTEXT:,}",
-        )
-    if not 1 <= bsz <= config.MEMORY_MAX_BATCH:
-        raise UserError(
-            f"Batch size must be between 1 and {config.MEMORY_MAX_BATCH} (got {bsz}): "
-            "it is how many sequences are generated at once.",
-            key="mem_batch_range",
-            value=str(bsz),
-            limit=str(config.MEMORY_MAX_BATCH),
-        )
+    """Validate a context length and a batch size from the UI (numbers or numeric text).
+
+    >>> check_context_batch("8192", 2.0)
+    (8192, 2)
+    """
+    ctx = _whole_number(
+        context,
+        "context",
+        "context length",
+        config.MEMORY_MAX_CONTEXT,
+        "Context length must be between 1 and {limit} tokens (got {value}). "
+        "It is the number of tokens the KV cache holds: prompt + answer.",
+    )
+    bsz = _whole_number(
+        batch,
+        "batch",
+        "batch size",
+        config.MEMORY_MAX_BATCH,
+        "Batch size must be between 1 and {limit} (got {value}): "
+        "it is how many sequences are generated at once.",
+    )
     return ctx, bsz
 
 
-def _whole_number(value: object, what: str) -> int:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number != int(number):
-        raise UserError(
-            f"The {what} must be a whole number (got '{str(value)[:20]}').",
-            key=f"mem_{what}_not_number",
-            value=str(value)[:20],
-        )
-    return int(number)
+def _whole_number(value: object, what: str, name: str, limit: int, range_message: str) -> int:
+    """A whole number from 1 to ``limit``. Two messages: "not a whole number at all" (``3.5``,
+    ``inf``, ``"lots"``) and "a whole number, but outside the range" (``0``, ``10**9``)."""
+    n = checks.whole(
+        value,
+        -math.inf,  # type: ignore[arg-type] - any size: the range has its own message
+        math.inf,  # type: ignore[arg-type]
+        key=f"mem_{what}_not_number",
+        message=f"The {name} must be a whole number (got '{{value}}').",
+    )
+    return checks.whole(
+        n, 1, limit, key=f"mem_{what}_range", message=range_message, limit=f"{limit:,}"
+    )
 
 
 def kv_cache_bytes(arch: Architecture, context: int, batch: int, kv_dtype: str = "fp16") -> int:
@@ -575,7 +580,11 @@ def gpu_fit(est: Estimate) -> tuple[GpuFit, ...]:
 
 
 def check_precisions(keys: object) -> tuple[str, ...]:
-    """The ticked precisions, validated, in the calculator's order."""
+    """The ticked precisions, validated, in the calculator's order.
+
+    >>> check_precisions(["nf4", "fp32"])
+    ('fp32', 'nf4')
+    """
     chosen = (
         [k for k in (keys or []) if isinstance(k, str)] if isinstance(keys, list | tuple) else []
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmviz import checks
 from llmviz.memory import Architecture, ParamBreakdown, analytic_breakdown
 
 
@@ -129,13 +130,12 @@ PRESETS: dict[str, Preset] = {
 TEXTBOOK_KEYS = tuple(k for k, p in PRESETS.items() if p.textbook)
 
 
-def get_preset(key: str) -> Preset:
-    from llmviz.errors import UserError
-
-    if key not in PRESETS:
-        raise UserError(
-            f"Unknown preset '{str(key)[:40]}'. Choose one of: {', '.join(PRESETS)}.",
-            key="mem_preset_unknown",
-            name=str(key)[:40],
-        )
-    return PRESETS[key]
+def get_preset(key: object) -> Preset:
+    checks.one_of(
+        key,
+        PRESETS,
+        key="mem_preset_unknown",
+        message="Unknown preset '{name}'. Choose one of: {choices}.",
+        name=checks.show(key, 40),
+    )
+    return PRESETS[key]  # type: ignore[index]

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 from llmviz.tokens import token_bytes, token_pieces
 
@@ -118,19 +118,20 @@ def prefix_token_id(tokenizer: Any) -> int | None:
     return None
 
 
-def check_text(text: str, max_chars: int = config.PPL_MAX_CHARS) -> str:
-    """Refuse empty and over-long text (before any tokenizing)."""
-    if not isinstance(text, str) or not text.strip():
-        raise UserError("Type or paste some text to score: the text is empty.", key="ppl_empty")
-    if len(text) > max_chars:
-        raise UserError(
-            f"The text has {len(text):,} characters; the limit is {max_chars:,}. "
-            "Paste a shorter passage.",
-            key="ppl_too_many_chars",
-            n=f"{len(text):,}",
-            limit=f"{max_chars:,}",
-        )
-    return text
+def check_text(text: object, max_chars: int = config.PPL_MAX_CHARS) -> str:
+    """Refuse empty, over-long and broken (lone-surrogate) text, before any tokenizing.
+
+    >>> check_text("吾輩は猫である。")
+    '吾輩は猫である。'
+    """
+    return checks.text(
+        text,
+        max_chars,
+        empty_key="ppl_empty",
+        empty_message="Type or paste some text to score: the text is empty.",
+        long_key="ppl_too_many_chars",
+        long_message="The text has {n} characters; the limit is {limit}. Paste a shorter passage.",
+    )
 
 
 def _check_window(window: int, stride: int, max_positions: int | None) -> tuple[int, int]:

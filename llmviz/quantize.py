@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 
 BLOCK = 64
@@ -38,17 +38,18 @@ MIN_BITS, MAX_BITS = 2, 8
 
 
 def check_bits(bits: object) -> int:
-    try:
-        value = float(bits)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value == int(value) and MIN_BITS <= value <= MAX_BITS):
-        raise UserError(
-            f"Bits must be a whole number from {MIN_BITS} to {MAX_BITS} (got '{str(bits)[:12]}').",
-            key="mem_bits_range",
-            value=str(bits)[:12],
-        )
-    return int(value)
+    """A whole number of bits from ``MIN_BITS`` to ``MAX_BITS``.
+
+    >>> check_bits("3"), check_bits(4.0)
+    (3, 4)
+    """
+    return checks.whole(
+        bits,
+        MIN_BITS,
+        MAX_BITS,
+        key="mem_bits_range",
+        message="Bits must be a whole number from {lo} to {hi} (got '{value}').",
+    )
 
 
 def naive(w: np.ndarray, bits: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 
 SECONDS_PER_DAY = 86_400.0
@@ -68,15 +68,15 @@ DEFAULT_UTILIZATION = (
 )
 
 
-def get_gpu(key: str) -> GPU:
-    if key not in GPUS:
-        raise UserError(
-            f"Unknown GPU '{str(key)[:40]}'. Choose one of: {', '.join(GPUS)}.",
-            key="scaling_gpu_unknown",
-            name=str(key)[:40],
-            choices=", ".join(GPUS),
-        )
-    return GPUS[key]
+def get_gpu(key: object) -> GPU:
+    checks.one_of(
+        key,
+        GPUS,
+        key="scaling_gpu_unknown",
+        message="Unknown GPU '{name}'. Choose one of: {choices}.",
+        name=checks.show(key, 40),
+    )
+    return GPUS[key]  # type: ignore[index]
 
 
 # --- model presets -------------------------------------------------------------------------------
@@ -116,38 +116,38 @@ PRESETS: dict[str, ModelPreset] = {
 }
 
 
-def get_preset(key: str) -> ModelPreset:
-    if key not in PRESETS:
-        raise UserError(
-            f"Unknown model preset '{str(key)[:40]}'. Choose one of: {', '.join(PRESETS)}.",
-            key="scaling_preset_unknown",
-            name=str(key)[:40],
-            choices=", ".join(PRESETS),
-        )
-    return PRESETS[key]
+def get_preset(key: object) -> ModelPreset:
+    checks.one_of(
+        key,
+        PRESETS,
+        key="scaling_preset_unknown",
+        message="Unknown model preset '{name}'. Choose one of: {choices}.",
+        name=checks.show(key, 40),
+    )
+    return PRESETS[key]  # type: ignore[index]
 
 
 # --- validation ----------------------------------------------------------------------------------
-def _check_positive(value: float, what: str, key: str, limit: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not math.isfinite(v) or v <= 0:
-        raise UserError(
-            f"{what} must be a positive number (got {value!r}).",
-            key=f"{key}_positive",
-            value=str(value)[:30],
-        )
-    if v < 1 or v > limit:
-        raise UserError(
-            f"{what} = {v:.3g} is outside the range this calculator accepts (1 to {limit:.0e}). "
-            "Enter a realistic value, e.g. 7e9 parameters or 2e12 tokens.",
-            key=f"{key}_range",
-            value=f"{v:.3g}",
-            limit=f"{limit:.0e}",
-        )
-    return v
+def _check_positive(value: object, what: str, key: str, limit: float) -> float:
+    """A finite number from 1 to ``limit``: "not a positive number" (``0``, ``-5``, ``inf``,
+    ``"lots"``) and "positive, but outside the range" (``0.5``, ``1e20``) are told apart."""
+    v = checks.real(
+        value,
+        0,
+        math.inf,
+        lo_open=True,
+        key=f"{key}_positive",
+        message=f"{what} must be a positive number (got {{value}}).",
+    )
+    return checks.real(
+        v,
+        1,
+        limit,
+        key=f"{key}_range",
+        message=f"{what} = {{value}} is outside the range this calculator accepts (1 to {{limit}}). "
+        "Enter a realistic value, e.g. 7e9 parameters or 2e12 tokens.",
+        limit=f"{limit:.0e}",
+    )
 
 
 def check_params(n_params: float) -> float:
@@ -209,27 +209,23 @@ def training_time(flops: float, gpu: str, n_gpus: int, utilization: float) -> Tr
     """
     check_budget(flops)
     spec = get_gpu(gpu)
-    try:
-        u = float(utilization)
-    except (TypeError, ValueError):
-        u = math.nan
-    if not (math.isfinite(u) and 0 < u <= 1):
-        raise UserError(
-            f"Utilization is a fraction of peak between 0 and 1 (e.g. 0.4 for 40 %); got {utilization!r}.",
-            key="scaling_utilization",
-            value=str(utilization)[:30],
-        )
-    try:
-        n = int(n_gpus)
-    except (TypeError, ValueError, OverflowError):
-        n = 0
-    if n != n_gpus or not 1 <= n <= config.SCALING_MAX_GPUS:
-        raise UserError(
-            f"The GPU count must be a whole number from 1 to {config.SCALING_MAX_GPUS:,}; got {n_gpus!r}.",
-            key="scaling_gpus",
-            value=str(n_gpus)[:30],
-            limit=f"{config.SCALING_MAX_GPUS:,}",
-        )
+    u = checks.real(
+        utilization,
+        0,
+        1,
+        lo_open=True,
+        key="scaling_utilization",
+        message="Utilization is a fraction of peak between 0 and 1 (e.g. 0.4 for 40 %); "
+        "got {value}.",
+    )
+    n = checks.whole(
+        n_gpus,
+        1,
+        config.SCALING_MAX_GPUS,
+        key="scaling_gpus",
+        message="The GPU count must be a whole number from 1 to {limit}; got {value}.",
+        limit=f"{config.SCALING_MAX_GPUS:,}",
+    )
     return TrainingTime(flops=float(flops), gpu=spec, n_gpus=n, utilization=u)
 
 

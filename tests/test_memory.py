@@ -428,3 +428,36 @@ def test_architecture_of_a_real_config():
     arch = hub_config.architecture_of(MistralConfig(sliding_window=4096, num_hidden_layers=4))
     assert arch.sliding_window == 4096 and arch.sliding_layers == 4
     assert arch.head_dim == 128 and arch.num_kv_heads == 8
+
+
+# --- the validators share llmviz.checks ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "key"),
+    [
+        (lambda: memory.check_context_batch(True, 1), "mem_context_not_number"),  # not a number
+        (lambda: memory.check_context_batch(4096, False), "mem_batch_not_number"),
+        (lambda: memory.check_context_batch("\ud800", 1), "mem_context_not_number"),
+        (lambda: memory.check_context_batch(float("-inf"), 1), "mem_context_not_number"),
+        (lambda: memory.check_context_batch(10**30, 1), "mem_context_range"),  # whole, too big
+        (lambda: memory.check_precisions(["\ud800"]), "mem_precision_unknown"),
+        (lambda: memory.get_precision(None), "mem_precision_unknown"),
+        (lambda: get_preset("\ud83d"), "mem_preset_unknown"),
+    ],
+)
+def test_bad_values_get_their_key_and_a_printable_message(call, key):
+    with pytest.raises(UserError) as err:
+        call()
+    assert err.value.key == key
+    # a lone surrogate echoed back raw would break the JSON answer (and the Japanese message)
+    err.value.message.encode("utf-8")
+    for value in err.value.params.values():
+        str(value).encode("utf-8")
+
+
+def test_range_messages_keep_their_numbers():
+    with pytest.raises(UserError, match="between 1 and 10,000,000 tokens") as err:
+        memory.check_context_batch(0, 1)
+    assert err.value.params["limit"] == "10,000,000"
+    assert memory.check_context_batch(" 512 ", 3.0) == (512, 3)

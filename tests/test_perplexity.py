@@ -189,6 +189,8 @@ def test_without_bos_or_eos_the_first_token_is_not_scored(tiny_llama, tiny_token
         ("", {}, "ppl_empty"),
         ("   \n\t", {}, "ppl_empty"),
         ("x" * (config.PPL_MAX_CHARS + 1), {}, "ppl_too_many_chars"),
+        ("half an emoji \ud83d here", {}, "text_surrogate"),  # the tokenizer raised TypeError
+        (None, {}, "ppl_empty"),
         (LONG, {"max_tokens": 20}, "ppl_too_many_tokens"),
         (EN, {"window": 1, "stride": 1}, "ppl_window"),
         (EN, {"window": 8, "stride": 9}, "ppl_stride"),

@@ -125,3 +125,13 @@ def test_weight_matrix_caps_the_size(tiny_llama, monkeypatch):
     monkeypatch.setattr("llmviz.config.MEMORY_LAB_MAX_ELEMENTS", 32 * 10)
     w = quantize.weight_matrix(tiny_llama, 0, "self_attn.q_proj")  # 32 x 32
     assert w.shape == (10, 32)
+
+
+@pytest.mark.parametrize("bad", [True, "\ud800", float("inf"), float("-inf"), "3.5"])
+def test_bad_bits_messages_are_printable(bad):
+    with pytest.raises(UserError) as err:
+        quantize.check_bits(bad)
+    assert err.value.key == "mem_bits_range"
+    err.value.message.encode("utf-8")
+    assert all(str(v).encode("utf-8") for v in err.value.params.values())
+    assert quantize.check_bits(" 4 ") == 4

@@ -140,3 +140,30 @@ def test_messages_say_what_to_do():
     with pytest.raises(UserError, match=r"outside the range.*e\.g\. 7e9"):
         scaling.training_flops(1e20, 1e9)
     assert math.isfinite(scaling.training_flops(1e14, 1e16))  # the limits themselves are accepted
+
+
+@pytest.mark.parametrize(
+    ("call", "key"),
+    [
+        (lambda: scaling.check_params(True), "scaling_n_positive"),  # a bool is not a count
+        (lambda: scaling.check_tokens("\ud800"), "scaling_d_positive"),
+        (lambda: scaling.check_budget(float("-inf")), "scaling_c_positive"),
+        (lambda: scaling.training_time(1e23, "h100", True, 0.4), "scaling_gpus"),
+        (lambda: scaling.training_time(1e23, "h100", float("inf"), 0.4), "scaling_gpus"),
+        (lambda: scaling.training_time(1e23, "h100", 8, float("inf")), "scaling_utilization"),
+        (lambda: scaling.training_time(1e23, "h100", 8, "\ud800"), "scaling_utilization"),
+        (lambda: scaling.training_time(1e23, "\ud800", 8, 0.4), "scaling_gpu_unknown"),
+        (lambda: scaling.get_preset(None), "scaling_preset_unknown"),
+    ],
+)
+def test_bad_values_are_refused_with_printable_messages(call, key):
+    with pytest.raises(UserError) as err:
+        call()
+    assert err.value.key == key
+    err.value.message.encode("utf-8")
+    assert all(str(v).encode("utf-8") for v in err.value.params.values())
+
+
+def test_numeric_text_is_accepted_like_the_number():
+    assert scaling.training_time(1e23, "h100", "8", "0.4").n_gpus == 8
+    assert scaling.check_params(" 7e9 ") == 7e9
