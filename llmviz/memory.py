@@ -171,21 +171,100 @@ def cards_needed(model_bytes: float, card_gb: float, overhead_bytes: float = 0.0
     return max(1, math.ceil(model_bytes / usable * (1 - 1e-12)))
 
 
+# --- GPUs: the one table both the memory tab and the scaling lab read --------------------------
+
+
 @dataclass(frozen=True)
 class Gpu:
+    """A GPU as the vendor's datasheet states it."""
+
     key: str
-    label: str
-    gb: float  # advertised capacity, read as decimal GB
+    name: str
+    short: str  # "RTX 4090": the name in a card-size label
+    gb: float  # advertised memory, read as decimal GB
+    peak_flops: float  # dense (no sparsity) 16-bit tensor-core FLOP/s, FP32 accumulate
+    bandwidth: float  # memory bandwidth, bytes/s
+    note: str = ""
+
+    @property
+    def memory_gb(self) -> float:
+        return self.gb
+
+    @property
+    def peak_tflops(self) -> float:
+        return self.peak_flops / 1e12
 
 
-GPUS: tuple[Gpu, ...] = (
-    Gpu("8", "8 GB (RTX 4060)", 8),
-    Gpu("16", "16 GB (T4)", 16),
-    Gpu("24", "24 GB (RTX 4090)", 24),
-    Gpu("48", "48 GB (L40S)", 48),
-    Gpu("80", "80 GB (A100/H100)", 80),
-    Gpu("141", "141 GB (H200)", 141),
-)
+# Datasheet numbers; "dense" = without the 2:4 structured-sparsity doubling that headline
+# figures often include.
+GPUS: dict[str, Gpu] = {
+    g.key: g
+    for g in (
+        # GeForce RTX 4060 (AD107): 30.2 TFLOPS BF16/FP16 tensor with FP32 accumulate (60.5 with
+        # sparsity; the 242 "AI TOPS" are FP8 with sparsity), GDDR6 128-bit at 17 Gbps = 272 GB/s.
+        Gpu(
+            "rtx4060",
+            "NVIDIA GeForce RTX 4060 8GB",
+            "RTX 4060",
+            8,
+            30.23e12,
+            272e9,
+            "consumer card",
+        ),
+        # NVIDIA T4 datasheet: 65 TFLOPS mixed precision (FP16 x FP16 + FP32), 320 GB/s. Turing
+        # has no bfloat16.
+        Gpu("t4", "NVIDIA T4 16GB", "T4", 16, 65e12, 320e9, "FP16 (Turing has no bf16)"),
+        # Ada Lovelace whitepaper (GeForce RTX 4090): peak BF16 tensor TFLOPS with FP32
+        # accumulate 165.2 (330.4 with sparsity); GDDR6X 1,008 GB/s.
+        Gpu(
+            "rtx4090",
+            "NVIDIA GeForce RTX 4090 24GB",
+            "RTX 4090",
+            24,
+            165.2e12,
+            1.008e12,
+            "consumer card",
+        ),
+        # Tesla V100 SXM2 datasheet: 125 TFLOPS "deep learning" (FP16 tensor cores), 900 GB/s.
+        Gpu("v100", "NVIDIA V100 SXM2 32GB", "V100", 32, 125e12, 900e9, "FP16 (Volta has no bf16)"),
+        # L40S datasheet: BF16 tensor core 362.05 TFLOPS (733 with sparsity), GDDR6 864 GB/s.
+        Gpu("l40s", "NVIDIA L40S 48GB", "L40S", 48, 362.05e12, 864e9),
+        # A100 datasheet: BF16 tensor core 312 TFLOPS (624 with sparsity); 80GB SXM 2,039 GB/s.
+        Gpu("a100", "NVIDIA A100 SXM 80GB", "A100", 80, 312e12, 2.039e12),
+        # H100 datasheet, SXM5: BF16 tensor core 1,979 TFLOPS *with sparsity* -> 989.5 dense;
+        # HBM3 3.35 TB/s.
+        Gpu("h100", "NVIDIA H100 SXM 80GB", "H100", 80, 989.5e12, 3.35e12),
+        # H200 datasheet, SXM: the H100's compute (1,979 with sparsity), 141 GB HBM3e, 4.8 TB/s.
+        Gpu("h200", "NVIDIA H200 SXM 141GB", "H200", 141, 989.5e12, 4.8e12),
+    )
+}
+
+
+@dataclass(frozen=True)
+class CardSize:
+    """One memory size and the GPUs of the table that have it (the calculator's columns)."""
+
+    gb: float
+    gpus: tuple[Gpu, ...]
+
+    @property
+    def label(self) -> str:
+        """``"80 GB (A100 / H100)"``"""
+        return f"{self.gb:g} GB ({' / '.join(g.short for g in self.gpus)})"
+
+
+def card_sizes(gpus: dict[str, Gpu] = GPUS) -> tuple[CardSize, ...]:
+    """The distinct memory sizes of ``gpus``, smallest first.
+
+    >>> [c.label for c in card_sizes()][-2:]
+    ['80 GB (A100 / H100)', '141 GB (H200)']
+    """
+    sizes = sorted({g.gb for g in gpus.values()})
+    return tuple(CardSize(gb, tuple(g for g in gpus.values() if g.gb == gb)) for gb in sizes)
+
+
+CARD_SIZES = card_sizes()
+
 
 TEXTBOOK_BITS = (32, 16, 8, 4)
 
@@ -448,11 +527,14 @@ def check_context_batch(context: object, batch: object) -> tuple[int, int]:
         config.MEMORY_MAX_BATCH,
         "Batch size must be between 1 and {limit} (got {value}): "
         "it is how many sequences are generated at once.",
+        limit_text=str(config.MEMORY_MAX_BATCH),
     )
     return ctx, bsz
 
 
-def _whole_number(value: object, what: str, name: str, limit: int, range_message: str) -> int:
+def _whole_number(
+    value: object, what: str, name: str, limit: int, range_message: str, limit_text: str = ""
+) -> int:
     """A whole number from 1 to ``limit``. Two messages: "not a whole number at all" (``3.5``,
     ``inf``, ``"lots"``) and "a whole number, but outside the range" (``0``, ``10**9``)."""
     n = checks.whole(
@@ -462,8 +544,9 @@ def _whole_number(value: object, what: str, name: str, limit: int, range_message
         key=f"mem_{what}_not_number",
         message=f"The {name} must be a whole number (got '{{value}}').",
     )
+    limit_text = limit_text or f"{limit:,}"
     return checks.whole(
-        n, 1, limit, key=f"mem_{what}_range", message=range_message, limit=f"{limit:,}"
+        n, 1, limit, key=f"mem_{what}_range", message=range_message, limit=limit_text
     )
 
 
@@ -564,7 +647,7 @@ def estimate(
 
 @dataclass(frozen=True)
 class GpuFit:
-    gpu: Gpu
+    card: CardSize
     cards: int  # how many are needed (each with its own overhead)
     fits_one: bool
 
@@ -572,10 +655,10 @@ class GpuFit:
 def gpu_fit(est: Estimate) -> tuple[GpuFit, ...]:
     """For each card size: how many cards hold the model (each card pays the overhead once)."""
     out = []
-    for gpu in GPUS:
-        usable = gpu.gb * GB - est.overhead_bytes
-        cards = cards_needed(est.model_bytes, gpu.gb, est.overhead_bytes) if usable > 0 else 0
-        out.append(GpuFit(gpu, cards, usable > 0 and cards <= 1))
+    for card in CARD_SIZES:
+        usable = card.gb * GB - est.overhead_bytes
+        cards = cards_needed(est.model_bytes, card.gb, est.overhead_bytes) if usable > 0 else 0
+        out.append(GpuFit(card, cards, usable > 0 and cards <= 1))
     return tuple(out)
 
 

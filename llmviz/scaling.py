@@ -29,46 +29,21 @@ import numpy as np
 
 from llmviz import checks, config
 from llmviz.errors import UserError
+from llmviz.memory import GPUS, Gpu
 
 SECONDS_PER_DAY = 86_400.0
 
 
 # --- hardware ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GPU:
-    key: str
-    name: str
-    peak_flops: float  # dense (no sparsity) 16-bit tensor-core FLOP/s, FP32 accumulate
-    memory_gb: float
-    bandwidth: float  # memory bandwidth, bytes/s
-    note: str = ""
-
-
-# Numbers from the vendors' datasheets; "dense" = without the 2:4 structured-sparsity doubling
-# that the headline figures often include.
-GPUS: dict[str, GPU] = {
-    g.key: g
-    for g in (
-        # NVIDIA Tesla V100 SXM2 datasheet: 125 TFLOPS "deep learning" (FP16 tensor cores), 900 GB/s.
-        # Volta has no bfloat16; FP16 is what it trains with.
-        GPU("v100", "NVIDIA V100 SXM2 32GB", 125e12, 32, 900e9, "FP16 (Volta has no bf16)"),
-        # NVIDIA A100 datasheet: BF16 tensor core 312 TFLOPS (624 with sparsity); 80GB SXM 2,039 GB/s.
-        GPU("a100", "NVIDIA A100 SXM 80GB", 312e12, 80, 2.039e12),
-        # NVIDIA H100 datasheet, SXM5: BF16 tensor core 1,979 TFLOPS *with sparsity* -> 989.5 dense;
-        # HBM3 3.35 TB/s.
-        GPU("h100", "NVIDIA H100 SXM 80GB", 989.5e12, 80, 3.35e12),
-        # NVIDIA Ada Lovelace architecture whitepaper (GeForce RTX 4090): peak BF16 tensor TFLOPS
-        # with FP32 accumulate 165.2 (330.4 with sparsity); GDDR6X 1,008 GB/s.
-        GPU("rtx4090", "NVIDIA GeForce RTX 4090 24GB", 165.2e12, 24, 1.008e12, "consumer card"),
-    )
-}
+# One table of GPUs (memory, peak FLOP/s, bandwidth) serves the memory calculator and this lab:
+# ``llmviz.memory.GPUS``.
 DEFAULT_GPU = "h100"
 DEFAULT_UTILIZATION = (
     0.4  # 40 % MFU: a well-tuned large run (PaLM reported 46 %, GPT-3 era ~20-30 %)
 )
 
 
-def get_gpu(key: object) -> GPU:
+def get_gpu(key: object) -> Gpu:
     checks.one_of(
         key,
         GPUS,
@@ -180,7 +155,7 @@ def inference_flops_per_token(n_params: float) -> float:
 @dataclass(frozen=True)
 class TrainingTime:
     flops: float
-    gpu: GPU
+    gpu: Gpu
     n_gpus: int
     utilization: float
 

@@ -301,6 +301,21 @@ def test_limits_are_inclusive():
 # --- GPU fit and the whole estimate -------------------------------------------------------------
 
 
+def test_one_gpu_table_serves_the_calculator_and_the_scaling_lab():
+    from llmviz import scaling
+
+    assert scaling.GPUS is memory.GPUS  # one table, not two copies that can drift apart
+    for gpu in memory.GPUS.values():
+        assert gpu.gb > 0 and gpu.peak_flops > 1e12 and gpu.bandwidth > 1e11, gpu.key
+        assert scaling.get_gpu(gpu.key) is gpu
+    # every card size the calculator shows is a GPU of the table, and every GPU has its column
+    sizes = {c.gb: c for c in memory.CARD_SIZES}
+    assert sorted(sizes) == sorted({g.gb for g in memory.GPUS.values()})
+    assert sizes[80].label == "80 GB (A100 / H100)" and sizes[24].label == "24 GB (RTX 4090)"
+    # the scaling lab's 24 GB card is the calculator's textbook card
+    assert scaling.GPUS["rtx4090"].memory_gb == 24 and scaling.GPUS["rtx4090"] in sizes[24].gpus
+
+
 def test_cards_needed():
     assert memory.cards_needed(350e9, 24) == 15
     assert memory.cards_needed(24e9, 24) == 1
@@ -327,16 +342,16 @@ def test_estimate_components_sum_and_overhead_is_marked_estimate():
     assert overhead.estimate and overhead.bytes == config.MEMORY_CUDA_OVERHEAD_GB * GB
     assert est.total_bytes == pytest.approx(sum(c.bytes for c in est.components))
     assert est.model_bytes == est.total_bytes - overhead.bytes
-    fits = {f.gpu.key: f for f in memory.gpu_fit(est)}
-    assert fits["24"].fits_one and not fits["8"].fits_one  # ~11 GB with a 32k context
-    assert fits["8"].cards == 2
+    fits = {f.card.gb: f for f in memory.gpu_fit(est)}
+    assert fits[24].fits_one and not fits[8].fits_one  # ~11 GB with a 32k context
+    assert fits[8].cards == 2
 
 
 def test_llama70b_fp16_needs_two_80gb_cards():
     p = PRESETS["llama3-70b"]
     est = memory.estimate("fp16", breakdown=p.breakdown, arch=p.arch, context=8192)
-    fits = {f.gpu.key: f.cards for f in memory.gpu_fit(est)}
-    assert fits["80"] == 2 and fits["24"] == math.ceil(est.model_bytes / (24 * GB - 0.5 * GB))
+    fits = {f.card.gb: f.cards for f in memory.gpu_fit(est)}
+    assert fits[80] == 2 and fits[24] == math.ceil(est.model_bytes / (24 * GB - 0.5 * GB))
 
 
 def test_unknown_precision_dtype_preset_and_empty_selection():

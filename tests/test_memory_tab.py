@@ -57,7 +57,9 @@ def test_calculator_preset(client):
     gpt3 = next(r for r in textbook["data"] if r[0].startswith("GPT-3 "))
     assert gpt3[6] == 15
     fp32 = next(r for r in fit["data"] if r[0] == "fp32")
-    assert fp32[3] == "2"  # 33.7 GB on 24 GB cards
+    columns = _headers(fit)
+    assert fp32[columns.index("24 GB (RTX 4090)")] == "2"  # 33.7 GB on 24 GB cards
+    assert "80 GB (A100 / H100)" in columns and "32 GB (V100)" in columns  # the one GPU table
 
 
 def test_calculator_params_and_moe(client):

@@ -180,7 +180,7 @@ def _fit_table(s: memory.Sizing, lang: str) -> pd.DataFrame:
             ]
         )
     return pd.DataFrame(
-        rows, columns=[text("mem.col.precision", lang)] + [g.label for g in memory.GPUS]
+        rows, columns=[text("mem.col.precision", lang)] + [c.label for c in memory.CARD_SIZES]
     )
 
 
@@ -213,7 +213,7 @@ def _bars(s: memory.Sizing, lang: str) -> Any:
         )
         for key in keys
     ]
-    lines = [(g.label, g.gb) for g in memory.GPUS if g.key in ("24", "80")]
+    lines = [(c.label, c.gb) for c in memory.CARD_SIZES if c.gb in (24, 80)]
     return plots.memory_bars(
         [_short(e.precision) for e in s.estimates],
         comps,
