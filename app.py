@@ -23,6 +23,7 @@ from llmviz.ui import (  # noqa: E402
     sampling_tab,
     tokenizer_tab,
 )
+from llmviz.ui.common import Blocks  # noqa: E402
 from llmviz.ui.i18n import I18N, t  # noqa: E402
 
 TABS = (
@@ -35,8 +36,8 @@ TABS = (
 )
 
 
-def build() -> gr.Blocks:
-    with gr.Blocks(title="llmviz") as blocks:
+def build() -> Blocks:
+    with Blocks(title="llmviz") as blocks:
         with gr.Column(elem_id="llmviz-header"):
             gr.Markdown(t("common.title"), elem_id="llmviz-title")
             gr.Markdown(t("common.subtitle"))

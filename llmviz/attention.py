@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 from llmviz.tokens import token_labels
 
@@ -127,6 +127,7 @@ def encode_text(
         )
     if len(text) > max_tokens * _MAX_CHARS_PER_TOKEN:
         raise _too_long(len(text), max_tokens, chars=True)
+    checks.utf8(text)
     ids = list(tokenizer(text)["input_ids"])
     if len(ids) > max_tokens:
         raise _too_long(len(ids), max_tokens)
@@ -310,18 +311,31 @@ class Focus:
     model_mean: np.ndarray  # (query+1,) mean over every layer and head
 
 
-def focus(weights: np.ndarray, layer: int, head: int, query: int) -> Focus:
+def check_position(shape: Sequence[int], layer: Any, head: Any, query: Any) -> tuple[int, int, int]:
+    """``(layer, head, query)`` as ints when they exist in weights of ``shape`` (layers, heads, T, T).
+
+    >>> check_position((18, 4, 7, 7), 2.0, "3", 6)
+    (2, 3, 6)
+    >>> check_position((18, 4, 7, 7), 2, 3, float("inf"))
+    Traceback (most recent call last):
+      ...
+    llmviz.errors.UserError: Layer 2, head 3, token inf is outside this text (18 layers, 4 heads, 7 tokens).
+    """
+    n_layers, n_heads, t = (int(x) for x in shape[:3])
+    shown = {"layer": checks.show(layer), "head": checks.show(head), "query": checks.show(query)}
+    message = (
+        "Layer {layer}, head {head}, token {query} is outside this text "
+        f"({n_layers} layers, {n_heads} heads, {t} tokens)."
+    )
+    out = []
+    for value, hi in ((layer, n_layers), (head, n_heads), (query, t)):
+        out.append(checks.whole(value, 0, hi - 1, key="att_out_of_range", message=message, **shown))
+    return out[0], out[1], out[2]
+
+
+def focus(weights: np.ndarray, layer: Any, head: Any, query: Any) -> Focus:
     """The attention row of ``query`` (earlier tokens only: a causal model sees nothing later)."""
-    n_layers, n_heads, t, _ = weights.shape
-    if not (0 <= layer < n_layers and 0 <= head < n_heads and 0 <= query < t):
-        raise UserError(
-            f"Layer {layer}, head {head}, token {query} is outside this text "
-            f"({n_layers} layers, {n_heads} heads, {t} tokens).",
-            key="att_out_of_range",
-            layer=layer,
-            head=head,
-            query=query,
-        )
+    layer, head, query = check_position(weights.shape, layer, head, query)
     rows = weights[..., query, : query + 1]
     return Focus(
         query,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 from llmviz.models.catalog import PAIRS, ModelSpec
 from llmviz.tokens import token_labels
@@ -89,6 +89,7 @@ class Preset:
     prompt: str
     examples: tuple[Example, ...]
     task: str = ""  # optional instruction line above the examples
+    shots: str = "zero"  # the few-shot mode the lesson runs this preset with
 
     @property
     def examples_text(self) -> str:
@@ -172,6 +173,7 @@ PRESETS: dict[str, Preset] = {
                 ("plush giraffe", "キリンのぬいぐるみ"),
             ),
             task="Translate English to Japanese:",
+            shots="few",  # the lesson is in-context learning: it runs with its examples
         ),
     )
 }
@@ -206,8 +208,7 @@ def parse_examples(text: str) -> tuple[Example, ...]:
     Raises ``UserError`` naming the line for a line without ``=>``, with an empty side, or too
     long, and for more than ``config.COMPARE_MAX_EXAMPLES`` examples.
     """
-    if not isinstance(text, str):
-        text = ""
+    text = checks.utf8(text) if isinstance(text, str) else ""
     examples: list[Example] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -353,22 +354,40 @@ class BuiltPrompt:
         return len(self.input_ids)
 
 
-def validate_question(question: str) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise UserError(
-            "The prompt is empty. Type a question, or pick a preset such as "
-            "'What is the capital of England?'.",
-            key="compare_prompt_empty",
-        )
-    if len(question) > config.COMPARE_MAX_PROMPT_CHARS:
-        raise UserError(
-            f"The prompt is {len(question)} characters long; the limit is "
-            f"{config.COMPARE_MAX_PROMPT_CHARS}. Ask a shorter question.",
-            key="compare_prompt_too_long",
-            n=len(question),
-            limit=config.COMPARE_MAX_PROMPT_CHARS,
-        )
-    return question.strip()
+def validate_question(question: object) -> str:
+    """The question, stripped; refused when empty, too long or not valid UTF-8."""
+    return checks.text(
+        question,
+        config.COMPARE_MAX_PROMPT_CHARS,
+        empty_key="compare_prompt_empty",
+        empty_message="The prompt is empty. Type a question, or pick a preset such as "
+        "'What is the capital of England?'.",
+        long_key="compare_prompt_too_long",
+        long_message="The prompt is {n} characters long; the limit is {limit}. Ask a shorter "
+        "question.",
+    ).strip()
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything a student typed for one comparison, checked (before any model is loaded)."""
+
+    question: str
+    examples: tuple[Example, ...]
+    shots: str
+    task: str
+    cot: str | None
+
+
+def check_request(question: object, examples_text: object, shots: object, task: object,
+                  cot: object) -> Request:  # fmt: skip
+    """One check for the live preview and for the run, so both refuse the same inputs."""
+    question = validate_question(question)
+    examples = parse_examples(examples_text)  # type: ignore[arg-type]
+    select_shots(examples, shots)  # type: ignore[arg-type]
+    cot_suffix(cot)  # type: ignore[arg-type]
+    task = checks.utf8(task) if isinstance(task, str) else ""
+    return Request(question, examples, str(shots), task[: config.COMPARE_MAX_PROMPT_CHARS], cot)  # type: ignore[arg-type]
 
 
 def special_token_strings(tokenizer: Any) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 from llmviz.sampling import (
     SamplingSettings,
@@ -36,42 +36,30 @@ from llmviz.sampling import (
     rank_of,
     sample_next,
 )
-from llmviz.tokens import labels_of, token_pieces
+from llmviz.tokens import labels_of, readable_decode, stop_token_ids, token_pieces
 
 
 # --- validation ---------------------------------------------------------------------------------
-def _whole(value: object, name: str) -> float:
-    try:
-        out = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        out = float("nan")
-    if out != out or out != int(out):  # NaN or fractional
-        raise UserError(f"{name} must be a whole number.", key="sampling_whole", name=name)
-    return out
-
-
 def check_seed(seed: object) -> int:
-    value = _whole(seed, "seed")
-    if not 0 <= value <= config.SAMPLING_MAX_SEED:
-        raise UserError(
-            f"seed must be a whole number from 0 to {config.SAMPLING_MAX_SEED}; got {value:g}.",
-            key="sampling_seed",
-            max=config.SAMPLING_MAX_SEED,
-            value=f"{value:g}",
-        )
-    return int(value)
+    return checks.whole(
+        seed,
+        0,
+        config.SAMPLING_MAX_SEED,
+        key="sampling_seed",
+        message="seed must be a whole number from 0 to {max}; got {value}.",
+        max=config.SAMPLING_MAX_SEED,
+    )
 
 
 def check_max_new_tokens(n: object, limit: int = config.SAMPLING_MAX_NEW_TOKENS) -> int:
-    value = _whole(n, "max new tokens")
-    if not 1 <= value <= limit:
-        raise UserError(
-            f"max new tokens must be from 1 to {limit}; got {value:g}.",
-            key="sampling_max_tokens",
-            max=limit,
-            value=f"{value:g}",
-        )
-    return int(value)
+    return checks.whole(
+        n,
+        1,
+        limit,
+        key="sampling_max_tokens",
+        message="max new tokens must be a whole number from 1 to {max}; got {value}.",
+        max=limit,
+    )
 
 
 def encode_prompt(tokenizer: Any, prompt: object) -> list[int]:
@@ -81,6 +69,7 @@ def encode_prompt(tokenizer: Any, prompt: object) -> list[int]:
             "The prompt is empty: type a few words for the model to continue, e.g. 「こんにちは、」.",
             key="sampling_prompt_empty",
         )
+    checks.utf8(prompt)  # half an emoji would reach the tokenizer as a TypeError
     # cheap guard before tokenizing megabytes: no token is shorter than one character... almost
     if len(prompt) > config.MAX_PROMPT_TOKENS * 16:
         raise _too_long(len(prompt) // 4)
@@ -98,16 +87,6 @@ def _too_long(n: int) -> UserError:
         n=n,
         max=config.MAX_PROMPT_TOKENS,
     )
-
-
-def eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
-    """Token ids that end generation (the model's generation config, else the tokenizer's)."""
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    if eos is None:
-        return frozenset()
-    return frozenset([eos] if isinstance(eos, int) else eos)
 
 
 def generate_defaults(model: Any) -> dict[str, Any]:
@@ -150,7 +129,7 @@ class Decoder:
         self.prompt = prompt
         self.prompt_ids = encode_prompt(tokenizer, prompt)
         self.ids: list[int] = list(self.prompt_ids)
-        self.eos = eos_ids(model, tokenizer)
+        self.eos = frozenset(stop_token_ids(tokenizer, model))
         self.cache: Any = None
         self._keep = (
             {"logits_to_keep": 1}
@@ -413,7 +392,7 @@ def temperature_experiment(
     dev = _device(model)
     rows = [(s, i) for s in settings for i in range(samples)]
     rngs = [torch.Generator(device=dev).manual_seed(seed + i) for _, i in rows]
-    eos = eos_ids(model, tokenizer)
+    eos = frozenset(stop_token_ids(tokenizer, model))
     batch = torch.tensor([prompt_ids] * len(rows), device=dev)
     keep = (
         {"logits_to_keep": 1}
@@ -446,7 +425,7 @@ def temperature_experiment(
             sample=i + 1,
             seed=seed + i,
             token_ids=tuple(ids),
-            text=tokenizer.decode(ids, skip_special_tokens=True),
+            text=readable_decode(tokenizer, ids),
             mean_prob=sum(p) / len(p),
         )
         for (s, i), ids, p in zip(rows, chosen, probs, strict=True)

@@ -28,29 +28,18 @@ Worked example (probabilities 0.5, 0.3, 0.1, 0.1; top-p 0.8 keeps the smallest s
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 
 #: The order generate() applies the filters in (stated in the UI).
 FILTER_ORDER = ("temperature", "top_k", "top_p", "min_p")
-
-
-def _number(value: object, name: str) -> float:
-    try:
-        out = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number.", key="sampling_not_number", name=name) from None
-    if math.isnan(out):
-        raise UserError(
-            f"{name} is NaN (not a number): give a number.", key="sampling_nan", name=name
-        )
-    return out
+#: top-k past any vocabulary (0 = off); only here so a huge number is refused, not overflowed.
+MAX_TOP_K = 10**9
 
 
 @dataclass(frozen=True)
@@ -67,15 +56,15 @@ class SamplingSettings:
     min_p: float = 0.0
 
     def __post_init__(self) -> None:
-        t = _number(self.temperature, "temperature")
-        if t < 0 or t > config.SAMPLING_MAX_TEMPERATURE:
-            raise UserError(
-                f"temperature must be between 0 and {config.SAMPLING_MAX_TEMPERATURE:g} "
-                f"(0 = greedy, always the most likely token); got {t:g}.",
-                key="sampling_temperature_range",
-                max=f"{config.SAMPLING_MAX_TEMPERATURE:g}",
-                value=f"{t:g}",
-            )
+        t = checks.real(
+            self.temperature,
+            0,
+            config.SAMPLING_MAX_TEMPERATURE,
+            key="sampling_temperature_range",
+            message="temperature must be a number between 0 and {max} (0 = greedy, always the "
+            "most likely token); got {value}.",
+            max=f"{config.SAMPLING_MAX_TEMPERATURE:g}",
+        )
         if 0 < t < config.SAMPLING_MIN_TEMPERATURE:
             raise UserError(
                 f"temperature {t:g} is so small that the scores overflow; use 0 for greedy "
@@ -84,27 +73,29 @@ class SamplingSettings:
                 min=f"{config.SAMPLING_MIN_TEMPERATURE:g}",
                 value=f"{t:g}",
             )
-        k = _number(self.top_k, "top_k")
-        if k < 0 or k != int(k):
-            raise UserError(
-                f"top_k must be a whole number >= 0 (0 = off, generate's default is 50); got {k:g}.",
-                key="sampling_top_k",
-                value=f"{k:g}",
-            )
-        p = _number(self.top_p, "top_p")
-        if not 0 < p <= 1:
-            raise UserError(
-                f"top_p must be greater than 0 and at most 1 (1 = off); got {p:g}.",
-                key="sampling_top_p",
-                value=f"{p:g}",
-            )
-        m = _number(self.min_p, "min_p")
-        if not 0 <= m <= 1:
-            raise UserError(
-                f"min_p must be between 0 and 1 (0 = off); got {m:g}.",
-                key="sampling_min_p",
-                value=f"{m:g}",
-            )
+        k = checks.whole(
+            self.top_k,
+            0,
+            MAX_TOP_K,
+            key="sampling_top_k",
+            message="top_k must be a whole number >= 0 (0 = off, generate's default is 50); "
+            "got {value}.",
+        )
+        p = checks.real(
+            self.top_p,
+            0,
+            1,
+            lo_open=True,
+            key="sampling_top_p",
+            message="top_p must be a number greater than 0 and at most 1 (1 = off); got {value}.",
+        )
+        m = checks.real(
+            self.min_p,
+            0,
+            1,
+            key="sampling_min_p",
+            message="min_p must be a number between 0 and 1 (0 = off); got {value}.",
+        )
         object.__setattr__(self, "temperature", t)
         object.__setattr__(self, "top_k", int(k))
         object.__setattr__(self, "top_p", p)
@@ -307,17 +298,16 @@ class SamplingStep:
 
 def check_token_id(token_id: object, vocab_size: int) -> int:
     """A forced token id must be a whole number in [0, vocab_size)."""
-    value = _number(token_id, "token id")
-    if value != int(value) or not 0 <= value < vocab_size:
-        raise UserError(
-            f"token id must be a whole number from 0 to {vocab_size - 1} (the vocabulary has "
-            f"{vocab_size} entries); got {value:g}.",
-            key="sampling_token_id",
-            max=vocab_size - 1,
-            vocab=vocab_size,
-            value=f"{value:g}",
-        )
-    return int(value)
+    return checks.whole(
+        token_id,
+        0,
+        vocab_size - 1,
+        key="sampling_token_id",
+        message="token id must be a whole number from 0 to {max} (the vocabulary has {vocab} "
+        "entries); got {value}.",
+        max=vocab_size - 1,
+        vocab=vocab_size,
+    )
 
 
 def sample_next(

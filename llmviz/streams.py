@@ -32,11 +32,9 @@ import numpy as np
 
 from llmviz import config
 from llmviz.errors import UserError
+from llmviz.tokens import readable_decode, stop_token_ids
 
 log = logging.getLogger(__name__)
-
-#: Strings that end a turn or a document in the model families llmviz knows.
-END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<eos>", "</s>", "<|eot_id|>")
 
 
 # --- settings ----------------------------------------------------------------------------------
@@ -50,77 +48,20 @@ class Sampling:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        try:
-            n = int(self.max_new_tokens)
-            ok = n == float(self.max_new_tokens)
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok or not 1 <= n <= config.MAX_NEW_TOKENS:
-            raise UserError(
-                f"Max new tokens must be a whole number from 1 to {config.MAX_NEW_TOKENS}; "
-                f"got {str(self.max_new_tokens)[:20]}.",
-                key="compare_max_tokens_range",
-                value=str(self.max_new_tokens)[:20],
-                limit=config.MAX_NEW_TOKENS,
-            )
-        if not _finite(self.temperature) or not 0.0 <= float(self.temperature) <= 2.0:
-            raise UserError(
-                f"Temperature must be between 0 and 2 (0 = always the most likely token); "
-                f"got {str(self.temperature)[:20]}.",
-                key="compare_temperature_range",
-                value=str(self.temperature)[:20],
-            )
-        if not _finite(self.top_p) or not 0.0 < float(self.top_p) <= 1.0:
-            raise UserError(
-                f"Top-p must be above 0 and at most 1 (1 = no cut); got {str(self.top_p)[:20]}.",
-                key="compare_top_p_range",
-                value=str(self.top_p)[:20],
-            )
-        try:
-            seed = int(self.seed)
-        except (TypeError, ValueError, OverflowError):
-            seed = -1
-        if not 0 <= seed < 2**32 or seed != float(self.seed):
-            raise UserError(
-                f"The seed must be a whole number from 0 to 4294967295; got {str(self.seed)[:20]}.",
-                key="compare_seed_range",
-                value=str(self.seed)[:20],
-            )
+        # The same ranges and messages as the sampling tab: one definition of each knob.
+        from llmviz.generation import check_max_new_tokens, check_seed
+        from llmviz.sampling import SamplingSettings
+
+        n = check_max_new_tokens(self.max_new_tokens, config.MAX_NEW_TOKENS)
+        knobs = SamplingSettings(temperature=self.temperature, top_k=0, top_p=self.top_p)
         object.__setattr__(self, "max_new_tokens", n)
-        object.__setattr__(self, "seed", seed)
-        object.__setattr__(self, "temperature", float(self.temperature))
-        object.__setattr__(self, "top_p", float(self.top_p))
+        object.__setattr__(self, "seed", check_seed(self.seed))
+        object.__setattr__(self, "temperature", knobs.temperature)
+        object.__setattr__(self, "top_p", knobs.top_p)
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
-
-
-def _finite(x: Any) -> bool:
-    try:
-        return bool(np.isfinite(float(x)))
-    except (TypeError, ValueError, OverflowError):
-        return False
-
-
-def stop_token_ids(tokenizer: Any, model: Any | None = None) -> tuple[int, ...]:
-    """The ids that end a generation: the model's ``eos_token_id`` (int or list), the
-    tokenizer's EOS, and every end-of-turn token in ``END_TOKENS`` the vocabulary has."""
-    ids: set[int] = set()
-    gen_cfg = getattr(model, "generation_config", None)
-    eos = getattr(gen_cfg, "eos_token_id", None)
-    for value in eos if isinstance(eos, (list, tuple)) else [eos]:
-        if value is not None:
-            ids.add(int(value))
-    if getattr(tokenizer, "eos_token_id", None) is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    # One lookup per name, not get_vocab(): building Gemma's 262k-entry dict costs ~0.1 s.
-    for name in END_TOKENS:
-        idx = tokenizer.convert_tokens_to_ids(name)
-        # an unknown name maps to the unk id, whose token is another name
-        if isinstance(idx, int) and tokenizer.convert_ids_to_tokens(idx) == name:
-            ids.add(idx)
-    return tuple(sorted(ids))
 
 
 @dataclass(frozen=True)
@@ -197,12 +138,23 @@ def _streamer_class() -> type:
             text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
             if text.endswith("\ufffd"):
                 return
+            if "\ufffd" in text:  # bytes that never became a character: shown as bytes
+                text = readable_decode(self.tokenizer, self.token_cache)
             printable = text[self.print_len :]
             if text.endswith("\n"):  # as the base class: a line break starts a fresh cache
                 self.token_cache, self.print_len = [], 0
             else:
                 self.print_len = len(text)
             self.on_finalized_text(printable)
+
+        def end(self) -> None:
+            # The base class decodes what is left with "\ufffd" for a character the limit cut
+            # in half; the tail is shown as its bytes instead (<E3 81>), like the final text.
+            if self.token_cache:
+                text = readable_decode(self.tokenizer, self.token_cache)
+                self.on_finalized_text(text[self.print_len :])
+                self.token_cache, self.print_len = [], 0
+            self.next_tokens_are_prompt = True
 
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
             if text:
@@ -446,7 +398,7 @@ class DualStream:
                 finish, stop_token = "stopped", None
             else:
                 finish, stop_token = "limit", None
-            text = job.tokenizer.decode(new, skip_special_tokens=True)
+            text = readable_decode(job.tokenizer, new)  # a cut character shows as its bytes
             result = ColumnResult(
                 text, len(new), finish, stop_token, streamer.first_token_s, self._elapsed()
             )

@@ -440,3 +440,76 @@ def token_labels(tokenizer: Any, ids: Sequence[int], limit: int = 16) -> list[st
     as hex (``<E7>``). Labels are not unique: plot on positions.
     """
     return labels_of(token_pieces(tokenizer, ids), limit)
+
+
+# --- generated text for display (never "\ufffd") -----------------------------------------------
+def readable_bytes(buf: bytes) -> str:
+    """``buf`` as UTF-8 text; bytes that form no character are shown as hex in angle brackets.
+
+    >>> readable_bytes("猫".encode() + "犬".encode()[:2])
+    '猫<E7 8A>'
+    >>> readable_bytes(b"ok")
+    'ok'
+    """
+    out: list[str] = []
+    loose = bytearray()
+    for start, end, ch in _chars(buf):
+        if ch is None or ch == "\ufffd":  # a literal U+FFFD would look like the same failure
+            loose += buf[start:end]
+            continue
+        if loose:
+            out.append("<" + hex_bytes(bytes(loose)) + ">")
+            loose.clear()
+        out.append(ch)
+    if loose:
+        out.append("<" + hex_bytes(bytes(loose)) + ">")
+    return "".join(out)
+
+
+def readable_decode(tokenizer: Any, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+    """``tokenizer.decode(ids)``, except that an incomplete UTF-8 character (a generation that
+    stopped between the bytes of 猫, or a window that starts inside one) is shown as its bytes
+    (``<E7 8C>``), the way the tokenizer tab shows a split piece, instead of as "\ufffd"."""
+    ids = [int(i) for i in ids]
+    text = tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+    if "\ufffd" not in text:
+        return text
+    specials = special_ids(tokenizer) if skip_special_tokens else frozenset()
+    return readable_bytes(b"".join(token_bytes(tokenizer, [i for i in ids if i not in specials])))
+
+
+def tail_ids(tokenizer: Any, ids: Sequence[int], n: int) -> list[int]:
+    """The last ``n`` ids or a few fewer: never starting inside a character (a token whose bytes
+    begin with a UTF-8 continuation byte belongs to the character before it)."""
+    ids = [int(i) for i in ids]
+    start = max(0, len(ids) - n)
+    raws = token_bytes(tokenizer, ids[start:])
+    k = 0
+    while k < len(raws) - 1 and raws[k][:1] and 0x80 <= raws[k][0] <= 0xBF:
+        k += 1
+    return ids[start + k :]
+
+
+# --- where a generation ends --------------------------------------------------------------------
+#: Strings that end a turn or a document in the model families llmviz knows.
+END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<eos>", "</s>", "<|eot_id|>")
+
+
+def stop_token_ids(tokenizer: Any, model: Any | None = None) -> tuple[int, ...]:
+    """The ids that end a generation: the model's ``eos_token_id`` (int or list), the
+    tokenizer's EOS, and every end-of-turn token in ``END_TOKENS`` the vocabulary has."""
+    ids: set[int] = set()
+    gen_cfg = getattr(model, "generation_config", None)
+    eos = getattr(gen_cfg, "eos_token_id", None)
+    for value in eos if isinstance(eos, (list, tuple)) else [eos]:
+        if value is not None:
+            ids.add(int(value))
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    # One lookup per name, not get_vocab(): building Gemma's 262k-entry dict costs ~0.1 s.
+    for name in END_TOKENS:
+        idx = tokenizer.convert_tokens_to_ids(name)
+        # an unknown name maps to the unk id, whose token is another name
+        if isinstance(idx, int) and tokenizer.convert_ids_to_tokens(idx) == name:
+            ids.add(idx)
+    return tuple(sorted(ids))

@@ -18,6 +18,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the suite must never depend on t
 
 import pytest
 
+
+@pytest.fixture(autouse=True)
+def _own_global_rng():
+    """Tests that compare with ``generate(do_sample=True)`` must seed torch's process-wide
+    generator (the library draws from it); give it back as it was, so no test's seed leaks
+    into another test's draws and the order of tests never matters."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        yield
+
+
 TINY_CORPUS = [
     "The animal didn't cross the street because it was too tired.",
     "Large language models predict the next token.",
@@ -51,7 +63,6 @@ def tiny_tokenizer():
 def _tiny(config_cls, model_cls, tokenizer, **extra):
     import torch
 
-    torch.manual_seed(0)
     cfg = config_cls(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -66,7 +77,9 @@ def _tiny(config_cls, model_cls, tokenizer, **extra):
         attn_implementation="eager",
         **extra,
     )
-    return model_cls(cfg).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same random weights in every run, without touching other tests
+        return model_cls(cfg).eval()
 
 
 @pytest.fixture(scope="session")

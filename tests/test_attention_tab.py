@@ -11,13 +11,18 @@ from PIL import Image
 
 from llmviz.models import load_tokenizer
 from llmviz.tokens import token_labels
-from llmviz.ui.attention_tab import PRESETS
+from llmviz.ui.attention_tab import PRESETS, Screen
 
 pytestmark = pytest.mark.slow  # the first run loads Gemma 3 270M
 
 
 def _run(client, text=PRESETS[0], model="gemma-3-270m", hide=False):
-    return client.predict(text, model, hide, api_name="/attention_run")
+    return Screen.named(client.predict(text, model, hide, api_name="/attention_run"))
+
+
+def _call(client, *args, api):
+    """Any attention endpoint; its outputs by name (``attention_tab.Screen``)."""
+    return Screen.named(client.predict(*args, api_name=f"/{api}"))
 
 
 def _plot(value: dict) -> dict:
@@ -36,7 +41,8 @@ def session(app_url):
 
 def test_run_shows_the_previous_token_head_with_real_token_labels(session):
     _, out = session
-    layer, head, token, summary, overview, head_map, info, focus, stats = out
+    layer, head, token, summary = out["layer"], out["head"], out["token"], out["summary"]
+    head_map, info = out["head_map"], out["head_info"]
     tok = load_tokenizer("gemma-3-270m")
     ids = tok(PRESETS[0])["input_ids"]
     labels = token_labels(tok, ids)
@@ -52,28 +58,38 @@ def test_run_shows_the_previous_token_head_with_real_token_labels(session):
     assert fig["layout"]["title"]["text"] == f"Layer {layer['value']} · head {head['value']}"
     assert f"**Layer {layer['value']} · head {head['value']}**" in info
     assert "previous token" in info
-    with Image.open(overview) as img:
+    with Image.open(out["overview"]) as img:
         assert img.size[0] <= 1240 and img.size[1] > 100
-    assert len(_plot(focus)["data"]) == 3
-    assert len(_plot(stats)["data"]) == 3
+    assert len(_plot(out["focus"])["data"]) == 3
+    assert len(_plot(out["stats"])["data"]) == 3
 
 
 def test_changing_the_view_reuses_the_state(session):
     c, _ = session
-    overview, head_map, info, focus, stats = c.predict(5, 1, 3, True, api_name="/attention_view")
-    fig = _plot(head_map)
+    out = _call(c, 5, 1, 3, True, api="attention_view")
+    fig = _plot(out["head_map"])
     assert fig["layout"]["title"]["text"] == "Layer 5 · head 1 · first token hidden"
-    assert "**Layer 5 · head 1** (global layer" in info
-    assert len(_plot(focus)["data"][0]["x"]["bdata"]) > 0
-    out = c.predict(2, 0, 4, False, api_name="/attention_layer")
-    assert _plot(out[1])["layout"]["title"]["text"] == "Layer 2 · head 0"
+    assert "**Layer 5 · head 1** (global layer" in out["head_info"]
+    assert len(_plot(out["focus"])["data"][0]["x"]["bdata"]) > 0
+    out = _call(c, 2, 0, 4, False, api="attention_layer")
+    assert _plot(out["head_map"])["layout"]["title"]["text"] == "Layer 2 · head 0"
+
+
+def test_summary_describes_the_run_not_a_head_that_may_be_closed(session):
+    """The summary stays true after another head is opened: it names no layer or head (the
+    head panel does, and it follows the selection)."""
+    c, first = session
+    assert "layer" not in first["summary"].split("attention maps")[1].lower()
+    out = _call(c, 3, 2, 4, False, api="attention_head")
+    assert "**Layer 3 · head 2**" in out["head_info"]
 
 
 def test_find_jumps_to_a_sink_head(session):
     c, _ = session
-    layer, head, *_, info, _, _ = c.predict("first", 14, False, api_name="/attention_find")
+    out = _call(c, "first", 14, False, api="attention_find")
+    layer, head = out["layer"], out["head"]
     assert 0 <= layer < 18 and 0 <= head < 4
-    share = float(info.split("first token **")[1].split("%")[0])
+    share = float(out["head_info"].split("first token **")[1].split("%")[0])
     assert share > 90
 
 
@@ -82,7 +98,7 @@ def test_japanese_text_gets_japanese_labels(app_url):
 
     c = Client(app_url, verbose=False)
     out = _run(c, PRESETS[1])
-    labels = _plot(out[5])["layout"]["yaxis"]["ticktext"]
+    labels = _plot(out["head_map"])["layout"]["yaxis"]["ticktext"]
     assert labels[0] == "<bos>" and "猫" in labels and "吾" in labels
     assert all("\ufffd" not in x for x in labels)
 
@@ -102,7 +118,7 @@ def test_bad_input_gets_a_clear_message_and_the_tab_keeps_working(client, text, 
     with pytest.raises(Exception, match=needle):
         _run(client, text, model)
     out = _run(client, "Hello world")
-    assert "tokens**" in out[3]
+    assert "tokens**" in out["summary"]
 
 
 def test_view_before_any_run_asks_to_run_first(app_url):
@@ -117,9 +133,11 @@ def test_out_of_range_selection_is_refused(session):
     c, _ = session
     with pytest.raises(Exception, match="token 99 is not in this text"):
         c.predict(1, 1, 99, False, api_name="/attention_view")
+    with pytest.raises(Exception, match="token inf is not in this text"):
+        c.predict(1, 1, float("inf"), False, api_name="/attention_view")
     with pytest.raises(Exception, match="greater than maximum value 17"):  # gradio's own check
         c.predict(40, 0, 0, False, api_name="/attention_view")
-    assert _plot(c.predict(1, 1, 1, False, api_name="/attention_view")[1])["data"]
+    assert _plot(_call(c, 1, 1, 1, False, api="attention_view")["head_map"])["data"]
 
 
 def test_state_stays_on_the_server(app_url):

@@ -235,7 +235,8 @@ def test_candidate_labels_complete_split_characters(tiny_tokenizer):
 
 @pytest.mark.parametrize(
     ("prompt", "needle"),
-    [("", "empty"), ("   \n", "empty"), (None, "empty"), ("猫" * 5000, "too long")],
+    [("", "empty"), ("   \n", "empty"), (None, "empty"), ("猫" * 5000, "too long"),
+     ("猫\ud83dです", "lone UTF-16 surrogate")],  # fmt: skip
 )
 def test_bad_prompts(tiny_llama, tiny_tokenizer, prompt, needle):
     with pytest.raises(UserError, match=needle):
@@ -249,13 +250,13 @@ def test_prompt_just_over_the_token_limit(tiny_tokenizer):
         encode_prompt(tiny_tokenizer, text)
 
 
-@pytest.mark.parametrize("bad", [0, -3, 10**9, 2.5, float("nan"), "many"])
+@pytest.mark.parametrize("bad", [0, -3, 10**9, 2.5, float("nan"), "many", float("inf"), None])
 def test_bad_max_new_tokens(bad):
     with pytest.raises(UserError, match="1 to 200|whole number"):
         check_max_new_tokens(bad)
 
 
-@pytest.mark.parametrize("bad", [-1, 2**31, 1.5, float("nan")])
+@pytest.mark.parametrize("bad", [-1, 2**31, 1.5, float("nan"), float("inf"), -float("inf"), True])
 def test_bad_seed(bad):
     with pytest.raises(UserError, match="seed"):
         check_seed(bad)

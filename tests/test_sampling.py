@@ -350,21 +350,24 @@ def test_masks_equal_transformers_on_random_vectors(logits, t, k, p, m):
     ("kwargs", "needle"),
     [
         ({"temperature": -0.5}, "between 0 and 5"),
-        ({"temperature": float("nan")}, "NaN"),
+        ({"temperature": float("nan")}, "between 0 and 5"),
         ({"temperature": 1e9}, "between 0 and 5"),
         ({"temperature": float("inf")}, "between 0 and 5"),
         ({"temperature": 1e-9}, "use 0 for greedy"),
         ({"temperature": "hot"}, "must be a number"),
+        ({"temperature": None}, "must be a number"),
         ({"top_p": 0}, "greater than 0 and at most 1"),
         ({"top_p": -0.1}, "greater than 0 and at most 1"),
         ({"top_p": 1.01}, "greater than 0 and at most 1"),
-        ({"top_p": float("nan")}, "NaN"),
+        ({"top_p": float("nan")}, "greater than 0 and at most 1"),
         ({"top_k": -1}, "whole number >= 0"),
         ({"top_k": 2.5}, "whole number >= 0"),
-        ({"top_k": float("nan")}, "NaN"),
+        ({"top_k": float("nan")}, "whole number >= 0"),
+        ({"top_k": float("inf")}, "whole number >= 0"),
+        ({"top_k": -float("inf")}, "whole number >= 0"),
         ({"min_p": -0.01}, "between 0 and 1"),
         ({"min_p": 1.5}, "between 0 and 1"),
-        ({"min_p": float("nan")}, "NaN"),
+        ({"min_p": float("nan")}, "between 0 and 1"),
     ],
 )
 def test_bad_settings_raise_user_error_with_the_limit(kwargs, needle):
@@ -379,7 +382,7 @@ def test_settings_accept_integral_floats_and_edges():
     assert SamplingSettings(temperature=5, top_p=1e-6, min_p=0).temperature == 5.0
 
 
-@pytest.mark.parametrize("bad", [-1, 400, 2.5, float("nan"), "x", 10**12])
+@pytest.mark.parametrize("bad", [-1, 400, 2.5, float("nan"), "x", 10**12, float("inf"), -float("inf")])
 def test_forced_token_outside_the_vocabulary(bad):
     with pytest.raises(UserError, match=r"0 to 399|number"):
         check_token_id(bad, 400)

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from llmviz import config
+from llmviz.ui.sampling_tab import Screen
 
 pytestmark = pytest.mark.slow
 
@@ -21,14 +22,13 @@ BASE = {
     "min_p": 0.0,
     "top_n": 10,
 }
-# outputs of every step-by-step endpoint, in order
-BARS, CURVE, STATS, SUMMARY, CHOICES, TEXT, HISTORY = range(7)
 
 
 def call(client, api, **changes):
+    """One step-by-step endpoint; its outputs by name (``sampling_tab.Screen``)."""
     args = {**BASE, **changes}
     extra = args.pop("extra", [])
-    return client.predict(*args.values(), *extra, api_name=f"/{api}")
+    return Screen.named(client.predict(*args.values(), *extra, api_name=f"/{api}"))
 
 
 def fresh(client):
@@ -39,17 +39,17 @@ def fresh(client):
 
 
 def tokens_of(result) -> list[int]:
-    rows = result[HISTORY]["data"]
+    rows = result["history"]["data"]
     return [row[2] for row in reversed(rows)]  # newest first in the table
 
 
 def test_view_shows_the_full_distribution_numbers(client):
     out = call(client, "sampling_view")
-    assert "Seed **42**" in out[SUMMARY]
-    assert "Entropy" in out[STATS] and "262,144" in out[STATS]
-    survivors = re.search(r"Survivors.*?>([\d,]+)<", out[STATS]).group(1)
+    assert "Seed **42**" in out["summary"]
+    assert "Entropy" in out["stats"] and "262,144" in out["stats"]
+    survivors = re.search(r"Survivors.*?>([\d,]+)<", out["stats"]).group(1)
     assert 1 <= int(survivors.replace(",", "")) <= 50  # top-k 50, then top-p 0.9
-    assert len(out[CHOICES]["choices"]) == 10
+    assert len(out["choices"]["choices"]) == 10
 
 
 def test_same_seed_same_tokens_in_two_sessions(client):
@@ -59,29 +59,29 @@ def test_same_seed_same_tokens_in_two_sessions(client):
         out_a = call(a, "sampling_step")
         out_b = call(b, "sampling_step")
     assert tokens_of(out_a) == tokens_of(out_b) and len(tokens_of(out_a)) == 3
-    assert "Step 3 (seed **42**)" in out_a[SUMMARY]
+    assert "Step 3 (seed **42**)" in out_a["summary"]
 
 
 def test_force_then_stream_then_stop(client):
     c = fresh(client)
     view = call(c, "sampling_view")
-    second_best = view[CHOICES]["choices"][1][1]
+    second_best = view["choices"]["choices"][1][1]
     forced = call(c, "sampling_force", extra=[second_best])
     assert tokens_of(forced) == [second_best]
-    assert "forced" in forced[SUMMARY]
+    assert "forced" in forced["summary"]
     job = c.submit(*BASE.values(), 4, api_name="/sampling_generate")
     outs = list(job)
-    final = outs[-1]
+    final = Screen.named(outs[-1])
     assert len(tokens_of(final)) == 5 and tokens_of(final)[0] == second_best
-    assert "<span" in final[TEXT]
+    assert "<span" in final["text"]
     c.predict(api_name="/sampling_stop")  # nothing running: harmless
 
 
 def test_refilter_uses_cached_logits(client):
     c = fresh(client)
     call(c, "sampling_view")
-    greedy = c.predict(0, 50, 1.0, 0.0, 10, api_name="/sampling_refilter")
-    assert re.search(r"Survivors.*?>1<", greedy[STATS])
+    greedy = Screen.named(c.predict(0, 50, 1.0, 0.0, 10, api_name="/sampling_refilter"))
+    assert re.search(r"Survivors.*?>1<", greedy["stats"])
 
 
 def test_experiment_table(client):
@@ -96,7 +96,10 @@ def test_experiment_table(client):
 
 BAD = [
     ({"temperature": -1}, "between 0 and 5"),
-    ({"temperature": "nan"}, "NaN"),
+    ({"temperature": "nan"}, "between 0 and 5"),
+    ({"seed": "inf"}, "seed must be"),
+    ({"top_k": "-inf"}, "whole number"),
+    ({"prompt": "猫\ud83dです"}, "lone UTF-16 surrogate"),
     ({"temperature": 1e9}, "between 0 and 5"),
     ({"top_p": 0}, "greater than 0 and at most 1"),
     ({"top_p": 1.5}, "greater than 0 and at most 1"),
@@ -114,7 +117,7 @@ BAD = [
 def test_bad_input_message_then_server_still_answers(client, changes, needle):
     with pytest.raises(Exception, match=re.escape(needle)):
         call(client, "sampling_view", **changes)
-    assert "Seed **42**" in call(client, "sampling_view")[SUMMARY]
+    assert "Seed **42**" in call(client, "sampling_view")["summary"]
 
 
 @pytest.mark.parametrize("bad", [-1, 262144, 10**9, 3.5])
@@ -129,5 +132,5 @@ def test_forced_token_outside_vocabulary(client, bad):
 def test_max_tokens_out_of_range(client, bad):
     with pytest.raises(Exception, match="from 1 to 200"):
         client.predict(*BASE.values(), bad, api_name="/sampling_generate")
-    outs = client.predict(*BASE.values(), 1, api_name="/sampling_generate")
-    assert "<span" in outs[TEXT]
+    outs = Screen.named(client.predict(*BASE.values(), 1, api_name="/sampling_generate"))
+    assert "<span" in outs["text"]

@@ -10,6 +10,7 @@ Clicking a tile of the overview picture (``gr.Image.select`` reports the clicked
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from llmviz.attention import (
     PATTERNS,
     AttentionResult,
     HeadStats,
+    check_position,
     compute_attention,
     downsample,
     encode_text,
@@ -40,7 +42,16 @@ from llmviz.plots.attention import (
     overview_tile_at,
     stats_figure,
 )
-from llmviz.ui.common import LIGHT, MODEL, get_model, handler, model_dropdown
+from llmviz.ui.common import (
+    LIGHT,
+    MODEL,
+    Outputs,
+    get_model,
+    handler,
+    model_dropdown,
+    skip,
+    state_field,
+)
 from llmviz.ui.i18n import lang_of, t, text
 
 PRESETS = [
@@ -59,6 +70,22 @@ class _Analysis:
     result: AttentionResult
     stats: HeadStats
     model: str  # display name
+
+
+@dataclasses.dataclass(slots=True)
+class Screen(Outputs):
+    """Every output of the tab; a handler fills what it changes, the rest stays as it is."""
+
+    state: Any = state_field()
+    layer: Any = skip()
+    head: Any = skip()
+    token: Any = skip()
+    summary: Any = skip()
+    overview: Any = skip()
+    head_map: Any = skip()
+    head_info: Any = skip()
+    focus: Any = skip()
+    stats: Any = skip()
 
 
 # --- drawing from the session state ------------------------------------------------------------
@@ -91,30 +118,17 @@ def _head_info(a: _Analysis, layer: int, head: int, lang: str) -> str:
 
 
 def _check(a: _Analysis | None, layer: Any, head: Any, token: Any) -> tuple[int, int, int]:
+    """A run exists in this session, and the selection is in it (the core's check)."""
     if a is None:
         raise UserError(
             "Press “Show attention” first: there is no text analysed yet in this session.",
             key="att_no_run",
         )
-    try:
-        layer, head, token = int(layer), int(head), int(token)
-    except (TypeError, ValueError):
-        layer, head, token = -1, -1, -1
-    n_layers, n_heads, t, _ = a.result.weights.shape
-    if not (0 <= layer < n_layers and 0 <= head < n_heads and 0 <= token < t):
-        raise UserError(
-            f"Layer {layer}, head {head}, token {token} is not in this text "
-            f"({n_layers} layers, {n_heads} heads, {t} tokens).",
-            key="att_out_of_range",
-            layer=layer,
-            head=head,
-            query=token,
-        )
-    return layer, head, token
+    return check_position(a.result.weights.shape, layer, head, token)
 
 
-def _draw(a: _Analysis, layer: int, head: int, token: int, hide: bool, lang: str) -> tuple:
-    """(overview picture, head map, head numbers, focus bars, stats) for one selection."""
+def _draw(a: _Analysis, layer: int, head: int, token: int, hide: bool, lang: str) -> Screen:
+    """The pictures and numbers of one selection (the sliders are left as the user set them)."""
     result = a.result
     shown = hide_first_token(result.weights) if hide else result.weights
     layout = result.layout
@@ -154,10 +168,17 @@ def _draw(a: _Analysis, layer: int, head: int, token: int, hide: bool, lang: str
         text("att.axis_layer", lang),
         text("att.axis_head", lang),
     )
-    return overview, head_map, _head_info(a, layer, head, lang), bars, stats
+    return Screen(
+        overview=overview,
+        head_map=head_map,
+        head_info=_head_info(a, layer, head, lang),
+        focus=bars,
+        stats=stats,
+    )
 
 
-def _summary(a: _Analysis, layer: int, head: int, lang: str) -> str:
+def _summary(a: _Analysis, lang: str) -> str:
+    """What was analysed (text, model, layout); the open head is described in its own panel."""
     r, lay = a.result, a.result.layout
     n = r.n_tokens
     parts = [
@@ -169,8 +190,6 @@ def _summary(a: _Analysis, layer: int, head: int, lang: str) -> str:
             layers=lay.n_layers,
             heads=lay.n_heads,
             maps=lay.n_layers * lay.n_heads,
-            layer=layer,
-            head=head,
         ),
         text(
             "att.summary_gqa" if lay.is_gqa else "att.summary_mha",
@@ -229,14 +248,13 @@ def _on_run(txt, model_key, hide, request: gr.Request, progress=gr.Progress()): 
     token = result.n_tokens - 1
     lay = result.layout
     choices = [(f"{i} · {label}", i) for i, label in enumerate(result.labels)]
-    return (
-        a,
-        gr.update(maximum=lay.n_layers - 1, value=layer),
-        gr.update(maximum=lay.n_heads - 1, value=head),
-        gr.update(choices=choices, value=token),
-        _summary(a, layer, head, lang),
-        *_draw(a, layer, head, token, bool(hide), lang),
-    )
+    screen = _draw(a, layer, head, token, bool(hide), lang)
+    screen.state = a
+    screen.layer = gr.update(maximum=lay.n_layers - 1, value=layer)
+    screen.head = gr.update(maximum=lay.n_heads - 1, value=head)
+    screen.token = gr.update(choices=choices, value=token)
+    screen.summary = _summary(a, lang)
+    return screen
 
 
 @handler
@@ -247,34 +265,38 @@ def _on_view(a, layer, head, token, hide, request: gr.Request):
 
 @handler
 def _on_pick(a, token, hide, evt: gr.SelectData, request: gr.Request):
-    _check(a, 0, 0, token)
+    _, _, token = _check(a, 0, 0, token)
     lay = a.result.layout
     index = evt.index if isinstance(evt.index, (list, tuple)) else []
     try:  # a click on the picture gives pixel [x, y]; anything else (API callers) is ignored
         x, y = (int(v) for v in index[:2])
     except (TypeError, ValueError, OverflowError):
-        return (gr.skip(),) * 7
+        return Screen()
     if len(index) < 2:
-        return (gr.skip(),) * 7
+        return Screen()
     picked = overview_tile_at(x, y, lay.n_layers, lay.n_heads)
     if picked is None:  # a label or the gap between tiles
-        return (gr.skip(),) * 7
+        return Screen()
     layer, head = picked
-    return (layer, head, *_draw(a, layer, head, int(token), bool(hide), lang_of(request)))
+    screen = _draw(a, layer, head, token, bool(hide), lang_of(request))
+    screen.layer, screen.head = layer, head
+    return screen
 
 
 @handler
 def _on_find(a, pattern, token, hide, request: gr.Request):
-    _check(a, 0, 0, token)
+    _, _, token = _check(a, 0, 0, token)
     lang = lang_of(request)
     if pattern not in PATTERNS:
-        return (gr.skip(),) * 7
+        return Screen()
     best = strongest_head(a.stats, pattern)
     if best is None:
         gr.Warning(text("att.find_none", lang))
-        return (gr.skip(),) * 7
+        return Screen()
     layer, head, _ = best
-    return (layer, head, *_draw(a, layer, head, int(token), bool(hide), lang))
+    screen = _draw(a, layer, head, token, bool(hide), lang)
+    screen.layer, screen.head = layer, head
+    return screen
 
 
 # --- layout ----------------------------------------------------------------------------------------
@@ -344,26 +366,41 @@ def build() -> None:
     gr.Markdown(t("att.stats_title"))
     stats_plot = gr.Plot(show_label=False, elem_id="attention-stats")
 
-    views = [overview, head_plot, head_md, focus_plot, stats_plot]
-    run.click(
-        _on_run,
-        [txt, model, hide],
-        [state, layer, head, token, summary, *views],
-        api_name="attention_run",
-        **MODEL,
+    screen = Screen.wire(
+        state=state,
+        layer=layer,
+        head=head,
+        token=token,
+        summary=summary,
+        overview=overview,
+        head_map=head_plot,
+        head_info=head_md,
+        focus=focus_plot,
+        stats=stats_plot,
     )
+    run.click(_on_run, [txt, model, hide], screen, api_name="attention_run", **MODEL)
     view_inputs = [state, layer, head, token, hide]
-    layer.release(_on_view, view_inputs, views, api_name="attention_layer", **LIGHT)
-    head.release(_on_view, view_inputs, views, api_name="attention_head", **LIGHT)
-    token.input(_on_view, view_inputs, views, api_name="attention_token", **LIGHT)
-    hide.input(_on_view, view_inputs, views, api_name="attention_view", **LIGHT)
-    overview.select(
-        _on_pick, [state, token, hide], [layer, head, *views], api_name="attention_pick", **LIGHT
-    )
-    find.input(
-        _on_find,
-        [state, find, token, hide],
-        [layer, head, *views],
-        api_name="attention_find",
+    # a slider's new value counts when it is let go, typed into its box (Enter) or stepped
+    # with the arrow keys: .release covers the mouse, .input the keyboard
+    gr.on(
+        [layer.release, layer.input],
+        _on_view,
+        view_inputs,
+        screen,
+        api_name="attention_layer",
+        trigger_mode="always_last",
         **LIGHT,
     )
+    gr.on(
+        [head.release, head.input],
+        _on_view,
+        view_inputs,
+        screen,
+        api_name="attention_head",
+        trigger_mode="always_last",
+        **LIGHT,
+    )
+    token.input(_on_view, view_inputs, screen, api_name="attention_token", **LIGHT)
+    hide.input(_on_view, view_inputs, screen, api_name="attention_view", **LIGHT)
+    overview.select(_on_pick, [state, token, hide], screen, api_name="attention_pick", **LIGHT)
+    find.input(_on_find, [state, find, token, hide], screen, api_name="attention_find", **LIGHT)

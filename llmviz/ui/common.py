@@ -8,15 +8,17 @@ Either way the server keeps answering and the next request works.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import gradio as gr
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 from llmviz.models import CATALOG, LoadedModel, get_spec, load_model, offered_keys
 from llmviz.ui.i18n import lang_of, text
@@ -49,17 +51,169 @@ def _find_request(args: tuple, kwargs: dict) -> gr.Request | None:
     return None
 
 
+def user_error(message: str, lang: str) -> gr.Error:
+    """A ``gr.Error`` whose toast title is in the user's language too."""
+    return gr.Error(message, title=text("common.error_title", lang), print_exception=False)
+
+
 def _raise_for(err: Exception, args: tuple, kwargs: dict) -> None:
     if isinstance(err, gr.Error):
         raise err
     if not isinstance(err, UserError):
         log.exception("handler failed")
     lang = lang_of(_find_request(args, kwargs))
-    raise gr.Error(error_message(err, lang), print_exception=False) from None
+    raise user_error(error_message(err, lang), lang) from None
+
+
+# --- values gradio itself cannot convert (API callers) --------------------------------------------
+_REQUEST: contextvars.ContextVar[Any] = contextvars.ContextVar("llmviz_request", default=None)
+
+
+def _label(block: Any, lang: str) -> str:
+    label = getattr(block, "label", None)
+    key = getattr(label, "key", None)  # gr.I18n data: translate it here, the client cannot
+    if isinstance(key, str):
+        return text(key, lang)
+    return str(label) if label else type(block).__name__
+
+
+def _bad_input(block_fn: Any, inputs: list[Any], lang: str) -> tuple[str, Any] | None:
+    """(label, value) of the first input gradio cannot convert; None when all convert."""
+    for block, value in zip(block_fn.inputs, inputs, strict=False):
+        if getattr(block, "stateful", False) or not hasattr(block, "preprocess"):
+            continue
+        try:
+            model = getattr(block, "data_model", None)
+            if model is not None and value is not None:
+                value = model.model_validate(value, context={"validate_meta": True})
+            block.preprocess(value)
+        except Exception:  # noqa: BLE001 - any failure means "this is the one"
+            return _label(block, lang), value
+    return None
+
+
+def input_error_message(block_fn: Any, inputs: list[Any], lang: str) -> str:
+    """What to tell an API caller whose values gradio could not convert for the handler."""
+    names = [_label(b, lang) for b in block_fn.inputs if not getattr(b, "stateful", False)]
+    wanted = [b for b in block_fn.inputs if not getattr(b, "stateful", False)]
+    if len(inputs) < len(block_fn.inputs):
+        return text(
+            "errors.api_arity", lang, n=len(wanted), got=len(inputs), names=", ".join(names)
+        )
+    bad = _bad_input(block_fn, inputs, lang)
+    if bad is None:
+        return text("errors.api_value", lang, names=", ".join(names))
+    label, value = bad
+    return text("errors.api_type", lang, label=label, value=checks.show(value))
+
+
+class Blocks(gr.Blocks):
+    """``gr.Blocks`` whose input-conversion errors reach API callers as a message.
+
+    Gradio converts each value before the handler runs (a slider's string to a float, a
+    checkbox group's list). When that fails it raises an exception that is not a ``gr.Error``,
+    and the client gets ``error: null``: nothing says what was wrong. Here such failures (and a
+    request with too few values) become a ``gr.Error`` naming the input, in the caller's
+    language (``Accept-Language``).
+    """
+
+    async def process_api(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get("request", args[1] if len(args) > 1 else None)
+        token = _REQUEST.set(request[0] if isinstance(request, list) and request else request)
+        try:
+            return await super().process_api(block_fn, inputs, *args, **kwargs)
+        finally:
+            _REQUEST.reset(token)
+
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 - gradio's own conversion errors, explained
+            lang = lang_of(_REQUEST.get())
+            raise user_error(input_error_message(block_fn, inputs, lang), lang) from None
+
+
+# --- named outputs ------------------------------------------------------------------------------
+class Outputs:
+    """Base of a tab's named outputs: subclass it as a slotted dataclass, one field per output
+    component, every field defaulting to ``skip()`` (left as it is on screen)::
+
+        @dataclasses.dataclass(slots=True)
+        class Screen(Outputs):
+            chart: Any = skip()
+            summary: Any = skip()
+            state: Any = state_field()
+
+    ``Screen.wire(chart=plot, summary=md, state=st)`` is the ``outputs=`` list of an event (every
+    field must be named, nothing else); a handler returns ``Screen(summary="...")`` and ``@handler``
+    turns it into gradio's positional values. A misspelt field raises (``TypeError`` in the
+    constructor, ``AttributeError`` on assignment, thanks to ``slots``) instead of silently adding
+    or shifting an output. API callers and tests read results by name with ``Screen.named(result)``
+    (``gr.State`` fields never leave the server, so they are not in an API result).
+    """
+
+    __slots__ = ()
+    _STATE: ClassVar[str] = "llmviz_state"
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def api_names(cls) -> tuple[str, ...]:
+        """The fields an API caller receives, in order (``gr.State`` outputs stay on the server)."""
+        return tuple(
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if not f.metadata.get(cls._STATE)
+        )
+
+    @classmethod
+    def wire(cls, **components: Any) -> list[Any]:
+        """The components in field order; every field named exactly once."""
+        names = cls.names()
+        missing = [n for n in names if n not in components]
+        extra = [n for n in components if n not in names]
+        if missing or extra:
+            raise TypeError(f"{cls.__name__}.wire: missing {missing}, unknown {extra}")
+        for name in names:
+            is_state = isinstance(components[name], gr.State)
+            field = next(f for f in dataclasses.fields(cls) if f.name == name)  # type: ignore[arg-type]
+            if is_state != bool(field.metadata.get(cls._STATE)):
+                raise TypeError(f"{cls.__name__}.{name}: gr.State outputs need state_field()")
+        return [components[n] for n in names]
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.names())
+
+    @classmethod
+    def named(cls, result: Sequence[Any]) -> dict[str, Any]:
+        """An API result (the tuple ``gradio_client`` returns) as ``{field: value}``."""
+        names = cls.api_names()
+        if len(result) != len(names):
+            raise ValueError(f"{cls.__name__}: expected {len(names)} outputs, got {len(result)}")
+        return dict(zip(names, result, strict=True))
+
+
+def skip() -> Any:
+    """Default of an ``Outputs`` field: leave that component as it is."""
+    return dataclasses.field(default_factory=gr.skip)
+
+
+def state_field() -> Any:
+    """An ``Outputs`` field wired to a ``gr.State`` (kept on the server, absent from API results)."""
+    return dataclasses.field(default_factory=gr.skip, metadata={Outputs._STATE: True})
+
+
+def _positional(result: Any) -> Any:
+    return result.values() if isinstance(result, Outputs) else result
 
 
 def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a gradio event handler (plain function or generator) with the error policy above.
+    """Wrap a gradio event handler (plain function or generator) with the error policy above;
+    an ``Outputs`` it returns or yields becomes gradio's positional values.
 
     Give the handler a ``request: gr.Request`` parameter so messages follow the browser language.
     """
@@ -67,17 +221,21 @@ def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            inner = fn(*args, **kwargs)
             try:
-                yield from fn(*args, **kwargs)
+                for item in inner:
+                    yield _positional(item)
             except Exception as err:  # noqa: BLE001 - the policy is the point
                 _raise_for(err, args, kwargs)
+            finally:
+                inner.close()  # a cancel (gradio closes this wrapper) reaches the handler's finally
 
         return gen_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return _positional(fn(*args, **kwargs))
         except Exception as err:  # noqa: BLE001
             _raise_for(err, args, kwargs)
 

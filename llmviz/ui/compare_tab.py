@@ -8,9 +8,9 @@ a second click reach the running threads through it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -18,10 +18,19 @@ import gradio as gr
 from llmviz import compare, config
 from llmviz.compare import BuiltPrompt
 from llmviz.errors import UserError
-from llmviz.models import get_spec, load_tokenizer
+from llmviz.models import get_spec, load_tokenizer, offered_keys
 from llmviz.plots.compare import BASE, INSTRUCT, Panel, first_token_figure
 from llmviz.streams import ColumnResult, Job, Sampling, StreamSlot, stop_token_ids
-from llmviz.ui.common import GENERATE, LIGHT, error_message, get_model, handler, model_dropdown
+from llmviz.ui.common import (
+    GENERATE,
+    LIGHT,
+    Outputs,
+    error_message,
+    get_model,
+    handler,
+    model_dropdown,
+    skip,
+)
 from llmviz.ui.i18n import lang_of, t, text
 
 PRECISION = config.COMPARE_PRECISION
@@ -126,20 +135,17 @@ def _status(result: ColumnResult, lang: str) -> str:
     return text(f"cmp.status.{result.finish}", lang, **common)
 
 
-@dataclass
-class _Screen:
-    """What one yield shows; ``gr.skip()`` leaves a component as it is."""
+@dataclasses.dataclass(slots=True)
+class Screen(Outputs):
+    """What one yield of a run shows; fields left at ``skip()`` stay as they are on screen."""
 
-    left_text: Any = None
-    right_text: Any = None
-    left_status: Any = None
-    right_status: Any = None
-    left_prompt: Any = None
-    right_prompt: Any = None
-    plot: Any = None
-
-    def out(self) -> tuple:
-        return tuple(gr.skip() if v is None else v for v in self.__dict__.values())
+    left_text: Any = skip()
+    right_text: Any = skip()
+    left_status: Any = skip()
+    right_status: Any = skip()
+    left_prompt: Any = skip()
+    right_prompt: Any = skip()
+    plot: Any = skip()
 
 
 def _figure(panels: dict[int, Panel], lang: str) -> Any:
@@ -154,13 +160,18 @@ def _figure(panels: dict[int, Panel], lang: str) -> Any:
 @handler
 def _on_preset(key: str):
     preset = compare.get_preset(key)
-    return preset.prompt, preset.examples_text, preset.task
+    return preset.prompt, preset.examples_text, preset.task, preset.shots
 
 
 @handler
 def _on_pair(pair: str, request: gr.Request):
     left, right = compare.resolve_pair(pair)
     lang = lang_of(request)
+    offered = offered_keys()
+    missing = [get_spec(k).display for k in (left, right) if k not in offered]
+    if missing:  # a Hub pair where the Hub is not offered: say so once, keep the models
+        note = text("cmp.pair_not_offered", lang, models=", ".join(dict.fromkeys(missing)))
+        return gr.skip(), gr.skip(), gr.skip(), note, gr.skip(), gr.skip()
     # The same-model contrast is about the template: switch it on for the right-hand column.
     template = True if pair == compare.SAME_MODEL_PAIR else gr.skip()
     return left, right, template, _pair_note(left, right, lang), *_heads(left, right, lang)
@@ -172,6 +183,7 @@ def _heads(left: str, right: str, lang: str) -> tuple[str, str]:
 
 @handler
 def _on_models(left: str, right: str, request: gr.Request):
+    get_spec(left), get_spec(right)  # a path, a shell string or None is refused, never shown
     lang = lang_of(request)
     return _pair_note(left, right, lang), *_heads(left, right, lang)
 
@@ -201,19 +213,18 @@ def _on_preview(
 ):
     lang = lang_of(request)
     try:
-        compare.validate_question(prompt)
-        examples = compare.parse_examples(examples_text)
-        compare.select_shots(examples, shots)
-        compare.cot_suffix(cot)
-    except UserError as err:
+        req = compare.check_request(prompt, examples_text, shots, task, cot)
+    except UserError as err:  # half-typed input: say what is wrong in place, no pop-up
         box = _warning_box(err, lang)
         return box, box
-    task = task if isinstance(task, str) else ""
-    common = dict(question=prompt, cot=cot)
+    common = dict(question=req.question, cot=req.cot)
     return (
-        _preview_one(left_key, lang, shots, shots=shots, examples=examples, task=task, **common),
+        _preview_one(
+            left_key, lang, req.shots, shots=req.shots, examples=req.examples, task=req.task,
+            **common,
+        ),
         _preview_one(right_key, lang, None, use_template=bool(use_template), **common),
-    )
+    )  # fmt: skip
 
 
 @handler
@@ -236,21 +247,20 @@ def _on_run(
 ):
     lang = lang_of(request)
     # Everything a student can get wrong is checked before any model is loaded.
-    compare.validate_question(prompt)
+    req = compare.check_request(prompt, examples_text, shots, task, cot)
     sampling = Sampling(max_new_tokens, temperature, top_p, seed)
-    examples = compare.parse_examples(examples_text)
-    compare.select_shots(examples, shots)
-    compare.cot_suffix(cot)
-    task = task if isinstance(task, str) else ""
     if not isinstance(slot, StreamSlot):  # the API without a session state
         slot = StreamSlot()
     left = get_model(left_key, PRECISION, progress)
     right = get_model(right_key, PRECISION, progress)
     built = (
         compare.build_prompt(
-            left.tokenizer, prompt, shots=shots, examples=examples, task=task, cot=cot
+            left.tokenizer, req.question, shots=req.shots, examples=req.examples, task=req.task,
+            cot=req.cot,
         ),
-        compare.build_prompt(right.tokenizer, prompt, use_template=bool(use_template), cot=cot),
+        compare.build_prompt(
+            right.tokenizer, req.question, use_template=bool(use_template), cot=req.cot
+        ),
     )
     tokenizers = (left.tokenizer, right.tokenizer)
     jobs = [
@@ -263,21 +273,21 @@ def _on_run(
     # Built before the threads start: once two generations hold the GIL in turns, pure-Python
     # work here slows down ~10x (an empty plotly figure took ~2 s). The old chart is cleared
     # (None) rather than redrawn empty for the same reason.
-    full = _Screen(
-        "", "", waiting, waiting,
-        _prompt_html(built[0], lang, shots), _prompt_html(built[1], lang),
-        gr.update(value=None),
+    full = Screen(
+        left_text="", right_text="", left_status=waiting, right_status=waiting,
+        left_prompt=_prompt_html(built[0], lang, req.shots),
+        right_prompt=_prompt_html(built[1], lang), plot=gr.update(value=None),
     )  # fmt: skip
-    first_screen = full.out()
+    first_screen = full.values()
     stream = slot.start(jobs, sampling, config.COMPARE_THREADS_PER_STREAM)
     yield first_screen
     try:
         for ev in stream.events():
             if not slot.is_current(stream):
                 return  # a second click restarted: the new run owns the outputs now
-            changed = _Screen()  # only what this event changes travels to the browser
+            changed = Screen()  # only what this event changes travels to the browser
 
-            def put(name: str, value: Any, changed: _Screen = changed) -> None:
+            def put(name: str, value: Any, changed: Screen = changed) -> None:
                 setattr(changed, name, value)
                 setattr(full, name, value)
 
@@ -311,8 +321,8 @@ def _on_run(
                 put(f"{side}_status", _status(ev.result, lang))
                 if len(stream.results) == len(jobs) and len(panels) < len(jobs) and panels:
                     put("plot", _figure(panels, lang))  # a column failed before its first token
-            yield changed.out()
-        yield full.out()  # everything at the end: API callers get the whole picture
+            yield changed
+        yield full  # everything at the end: API callers get the whole picture
     finally:
         if slot.is_current(stream):
             stream.close()
@@ -427,7 +437,7 @@ def build() -> None:
     plot = gr.Plot(elem_id="cmp-plot", show_label=False)
 
     preset_dd.change(
-        _on_preset, preset_dd, [prompt, examples, task], api_name="compare_preset", **LIGHT
+        _on_preset, preset_dd, [prompt, examples, task, shots], api_name="compare_preset", **LIGHT
     )
     pair.change(
         _on_pair,
@@ -462,7 +472,10 @@ def build() -> None:
         _on_run,
         [prompt, left_dd, right_dd, template, shots, examples, task, cot, max_new,
          temperature, top_p, seed, slot],
-        [outs[0], outs[1], statuses[0], statuses[1], prompts[0], prompts[1], plot],
+        Screen.wire(
+            left_text=outs[0], right_text=outs[1], left_status=statuses[0],
+            right_status=statuses[1], left_prompt=prompts[0], right_prompt=prompts[1], plot=plot,
+        ),
         api_name="compare_run",
         trigger_mode="multiple",  # a second click restarts (StreamSlot stops the first run)
         **GENERATE,

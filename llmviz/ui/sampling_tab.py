@@ -8,6 +8,7 @@ queue, streaming and the experiment in GENERATE, re-filtering cached logits in L
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gradio as gr
@@ -30,8 +31,18 @@ from llmviz.plots.sampling import (
     stat_cards_html,
 )
 from llmviz.sampling import SamplingSettings, SamplingStep
-from llmviz.tokens import hex_bytes, labels_of, token_pieces
-from llmviz.ui.common import GENERATE, LIGHT, MODEL, get_model, handler, model_dropdown
+from llmviz.tokens import hex_bytes, labels_of, readable_decode, tail_ids, token_pieces
+from llmviz.ui.common import (
+    GENERATE,
+    LIGHT,
+    MODEL,
+    Outputs,
+    get_model,
+    handler,
+    model_dropdown,
+    skip,
+    state_field,
+)
 from llmviz.ui.i18n import lang_of, t, text
 
 PRESETS = [
@@ -42,6 +53,22 @@ PRESETS = [
     "Once upon a time, there was a",
     "My favourite food is",
 ]
+
+
+@dataclasses.dataclass(slots=True)
+class Screen(Outputs):
+    """Every output of the step-by-step view (view, step, force, reset, refilter, generate)."""
+
+    bars: Any = skip()
+    curve: Any = skip()
+    stats: Any = skip()
+    summary: Any = skip()
+    choices: Any = skip()
+    text: Any = skip()
+    history: Any = skip()
+    state: Any = state_field()
+
+
 DEFAULT_SEED = 42
 DEFAULT_N_TOKENS = 30
 PRECISION = config.SAMPLING_PRECISION
@@ -75,14 +102,13 @@ def _top_n(value: Any) -> int:
 
 
 def _context(session: Session, chars: int = 18) -> str:
-    tail = session.decoder.tokenizer.decode(session.decoder.ids[-12:], skip_special_tokens=True)
+    tok = session.decoder.tokenizer
+    tail = readable_decode(tok, tail_ids(tok, session.decoder.ids, 12))
     tail = tail.replace("\n", "↵")
     return tail if len(tail) <= chars else "…" + tail[-chars:]
 
 
-def _charts(
-    session: Session, view: SamplingStep, top_n: int, lang: str
-) -> tuple[Any, Any, str, Any]:
+def _charts(session: Session, view: SamplingStep, top_n: int, lang: str) -> Screen:
     ids = view.top_ids(top_n)
     labels = candidate_labels(session.decoder.tokenizer, session.decoder.ids, ids)
     removed = [text(f"sampling.removed.{r}", lang) if r else "" for r in view.removed_by(ids)]
@@ -152,7 +178,12 @@ def _charts(
         (f"{lbl}  ·  {_pct(float(view.original_probs[i]))}  ·  id {int(i)}", int(i))
         for lbl, i in zip(labels, ids, strict=True)
     ]
-    return bars_fig, curve_fig, stat_cards_html(cards), gr.update(choices=choices, value=None)
+    return Screen(
+        bars=bars_fig,
+        curve=curve_fig,
+        stats=stat_cards_html(cards),
+        choices=gr.update(choices=choices, value=None),
+    )
 
 
 def _colored_text(session: Session, lang: str) -> str:
@@ -240,20 +271,14 @@ def _screen(
     top_n: Any,
     lang: str,
     last: SamplingStep | None = None,
-) -> tuple:
-    """Every output of the step-by-step view, in the order of ``VIEW_OUTPUTS`` in ``build``."""
-    view = session.view(settings)
-    bars, curve, cards, choices = _charts(session, view, _top_n(top_n), lang)
-    return (
-        bars,
-        curve,
-        cards,
-        _summary(session, lang, last),
-        choices,
-        _colored_text(session, lang),
-        _history(session, lang),
-        session,
-    )
+) -> Screen:
+    """Every output of the step-by-step view."""
+    screen = _charts(session, session.view(settings), _top_n(top_n), lang)
+    screen.summary = _summary(session, lang, last)
+    screen.text = _colored_text(session, lang)
+    screen.history = _history(session, lang)
+    screen.state = session
+    return screen
 
 
 def _session(
@@ -290,9 +315,9 @@ def _on_view(
 @handler
 def _on_refilter(temperature, top_k, top_p, min_p, top_n, state, request: gr.Request):
     """Settings changed: re-filter the cached logits (no model call)."""
+    settings = _settings(temperature, top_k, top_p, min_p)  # bad values are said even so
     if not isinstance(state, Session):
-        return (gr.skip(),) * 8
-    settings = _settings(temperature, top_k, top_p, min_p)
+        return Screen()
     return _screen(state, settings, top_n, lang_of(request))
 
 
@@ -382,15 +407,11 @@ def _on_generate(
     count = 0
     for count, _ in enumerate(session.stream(settings, n_tokens), start=1):  # noqa: B007
         note = text("sampling.summary.stream", lang, n=count, seed=session.seed)
-        yield (
-            gr.skip(),
-            gr.skip(),
-            gr.skip(),
-            note,
-            gr.skip(),
-            _colored_text(session, lang),
-            _history(session, lang),
-            session,
+        yield Screen(
+            summary=note,
+            text=_colored_text(session, lang),
+            history=_history(session, lang),
+            state=session,
         )
     yield _screen(session, settings, top_n, lang)
 
@@ -530,7 +551,16 @@ def build() -> None:
 
     knobs = [temperature, top_k, top_p, min_p, top_n]
     where = [prompt, model, seed, *knobs]
-    view_outputs = [bars, curve, stats, summary, force_choice, colored, history, state]
+    view_outputs = Screen.wire(
+        bars=bars,
+        curve=curve,
+        stats=stats,
+        summary=summary,
+        choices=force_choice,
+        text=colored,
+        history=history,
+        state=state,
+    )
     gr.on(
         [show_btn.click, prompt.submit],
         _on_view,
@@ -545,12 +575,17 @@ def build() -> None:
     )
     reset_btn.click(_on_reset, where, view_outputs, api_name="sampling_reset", **MODEL)
     force_choice.input(_on_pick, force_choice, force_id, api_name="sampling_pick", **LIGHT)
+    # A slider's new value counts when it is let go (.release), but also when it is typed into
+    # its box or stepped with the arrow keys (.input: gradio sends release only on blur/pointerup).
+    # always_last: while one re-filter runs, only the newest pending value is drawn next.
+    sliders = (temperature, top_p, min_p, top_n)
     gr.on(
-        [temperature.release, top_k.submit, top_p.release, min_p.release, top_n.release],
+        [*(s.release for s in sliders), *(s.input for s in sliders), top_k.submit, top_k.blur],
         _on_refilter,
         [*knobs, state],
         view_outputs,
         api_name="sampling_refilter",
+        trigger_mode="always_last",
         **LIGHT,
     )
     gen_event = gen_btn.click(
