@@ -146,6 +146,59 @@ def parse_param_count(value: object) -> int:
     return int(round(number))
 
 
+# --- big counts in words ------------------------------------------------------------------------
+# English groups digits by thousands (million, billion, trillion); Japanese by ten thousands
+# (万 = 10^4, 億 = 10^8, 兆 = 10^12, 京 = 10^16): 175 billion is 1,750 億, never "175 十億".
+_EN_UNITS = (
+    (1e12, "trillion", "T"),
+    (1e9, "billion", "B"),
+    (1e6, "million", "M"),
+    (1e3, "thousand", "K"),
+)
+_JA_UNITS = ((1e16, "京"), (1e12, "兆"), (1e8, "億"), (1e4, "万"))
+
+
+def _significant(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits with thousands separators, never in e-notation.
+
+    >>> _significant(1750.0), _significant(1.35), _significant(80.29), _significant(12345), _significant(0.5)
+    ('1,750', '1.35', '80.3', '12,300', '0.5')
+    """
+    rounded = float(f"{x:.{digits}g}")
+    if rounded == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+    out = f"{rounded:,.{decimals}f}"
+    return out.rstrip("0").rstrip(".") if "." in out else out
+
+
+def count_words(x: float, lang: str = "en", short: bool = False) -> str:
+    """A big count as people say it, in ``lang`` (3 significant digits).
+
+    English by thousands, ``short`` with the suffix; Japanese by 万 / 億 / 兆 / 京:
+
+    >>> count_words(175e9), count_words(175e9, short=True), count_words(175e9, "ja")
+    ('175 billion', '175B', '1,750 億')
+    >>> count_words(1.5e9, "ja"), count_words(7e12, "ja"), count_words(135e6, "ja")
+    ('15 億', '7 兆', '1.35 億')
+    >>> count_words(999.9e9, short=True), count_words(1e16, short=True), count_words(512, "ja")
+    ('1T', '10,000T', '512')
+    """
+    if not math.isfinite(x):
+        return str(x)
+    rounded = float(f"{x:.3g}")  # 999.9e9 is "1 trillion", not "1,000 billion"
+    if lang == "ja":
+        for size, unit in _JA_UNITS:
+            if abs(rounded) >= size:
+                return f"{_significant(rounded / size)} {unit}"
+        return _significant(rounded)
+    for size, word, suffix in _EN_UNITS:
+        if abs(rounded) >= size:
+            value = _significant(rounded / size)
+            return f"{value}{suffix}" if short else f"{value} {word}"
+    return _significant(rounded)
+
+
 def weights_bytes(params: int, bits: float) -> float:
     """The textbook formula: parameters x bits / 8.
 

@@ -190,3 +190,14 @@ def test_perplexity_api_english_vs_japanese(client, gemma):
     assert f"{en.total_bits:,.0f}" in lines[0] and f"{ja.total_bits:,.0f}" in lines[1]
     assert ja.n_chars < en.n_chars and ja.bits_per_char > en.bits_per_char
     assert math.isfinite(ja.perplexity)
+
+
+def test_counts_follow_the_language():
+    args = (70e9, 1.4e12, 5.88e23, "h100", 1024, 0.4)
+    ja = labs_tab._scaling_markdown(*args, "ja")
+    assert "6 × 700 億 × 1.4 兆" in ja and "70B" not in ja
+    assert "6 × 70B × 1.4T" in labs_tab._scaling_markdown(*args, "en")
+    table = labs_tab._presets_markdown("ja")
+    assert "| 1,750 億 | 3,000 億 |" in table  # GPT-3: N and D
+    landscape, _ = labs_tab._scaling_figures(70e9, 1.4e12, 5.88e23, "ja")
+    assert "1 兆" in landscape.layout.xaxis.ticktext and "1 億" in landscape.layout.yaxis.ticktext

@@ -476,3 +476,41 @@ def test_range_messages_keep_their_numbers():
         memory.check_context_batch(0, 1)
     assert err.value.params["limit"] == "10,000,000"
     assert memory.check_context_batch(" 512 ", 3.0) == (512, 3)
+
+
+# --- counts in words ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "en", "en_short", "ja"),
+    [
+        (175e9, "175 billion", "175B", "1,750 億"),  # not "175 十億": Japanese groups by 万 / 億
+        (1.5e9, "1.5 billion", "1.5B", "15 億"),
+        (7e12, "7 trillion", "7T", "7 兆"),
+        (70e9, "70 billion", "70B", "700 億"),
+        (1.4e12, "1.4 trillion", "1.4T", "1.4 兆"),
+        (134_515_008, "135 million", "135M", "1.35 億"),
+        (8_030_261_248, "8.03 billion", "8.03B", "80.3 億"),
+        (300e9, "300 billion", "300B", "3,000 億"),
+        (50_000, "50 thousand", "50K", "5 万"),
+        (512, "512", "512", "512"),
+    ],
+)
+def test_count_words_in_both_languages(count, en, en_short, ja):
+    assert memory.count_words(count, "en") == en
+    assert memory.count_words(count, "en", short=True) == en_short
+    assert memory.count_words(count, "ja") == ja
+    assert memory.count_words(count, "ja", short=True) == ja  # Japanese has no short form
+
+
+def test_summary_says_the_count_in_the_readers_language():
+    from llmviz.ui import memory_tab
+
+    p = PRESETS["gpt3-175b"]
+    s = memory.size_model(p.label, ["bf16"], params=p.params, arch=p.kv_arch, context=2048)
+    ja = memory_tab._summary(s, 2048, 1, "fp16", "fp16", "ja")
+    assert "（1,750 億）" in ja and "十億" not in ja
+    assert "(175 billion)" in memory_tab._summary(s, 2048, 1, "fp16", "fp16", "en")
+    small = PRESETS["smollm2-135m"]
+    s = memory.size_model(small.label, ["bf16"], breakdown=small.breakdown, arch=small.arch)
+    assert "（1.35 億）" in memory_tab._summary(s, 4096, 1, "fp16", "fp16", "ja")

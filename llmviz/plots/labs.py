@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 
+from llmviz.memory import count_words
+
 FONT = {"size": 15}
 PALETTE = ["#4f46e5", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#be185d"]
-_SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+#: How a count is written on the charts: ``count_words`` in the student's language
+#: (``"70B"`` in English, ``"700 億"`` in Japanese); the caller passes it.
+Count = Callable[[float], str]
 
 
 def human(x: float) -> str:
-    """A count for people: ``human(70e9) == "70B"``, ``human(1.4e12) == "1.4T"``, 1e16 -> "10000T"."""
-    if not math.isfinite(x):
-        return str(x)
-    for size, suffix in _SUFFIXES:
-        if abs(x) >= size:
-            return f"{x / size:.3g}{suffix}"
-    return f"{x:.3g}"
+    """The English short form: ``human(70e9) == "70B"``, ``human(1.4e12) == "1.4T"``."""
+    return count_words(x, "en", short=True)
 
 
 def sci(x: float) -> str:
@@ -40,9 +39,9 @@ def sci(x: float) -> str:
     return f"{mant:.3g}×10{sup}"
 
 
-def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+def _log_ticks(lo: float, hi: float, count: Count) -> tuple[list[float], list[str]]:
     vals = [10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
-    return vals, [human(v) for v in vals]
+    return vals, [count(v) for v in vals]
 
 
 def _layout(fig: go.Figure, title: str, height: int = 560) -> go.Figure:
@@ -83,14 +82,16 @@ class Line:
     loss: np.ndarray
 
 
-def _point_hover(p: Point, words: dict[str, str]) -> str:
+def _point_hover(p: Point, words: dict[str, str], count: Count) -> str:
     return (
-        f"<b>{html.escape(p.name)}</b><br>N = {human(p.n)} {words['params']}<br>"
-        f"D = {human(p.d)} {words['tokens']}<br>C = {sci(p.flops)} FLOPs<br>L = {p.loss:.3f}"
+        f"<b>{html.escape(p.name)}</b><br>N = {count(p.n)} {words['params']}<br>"
+        f"D = {count(p.d)} {words['tokens']}<br>C = {sci(p.flops)} FLOPs<br>L = {p.loss:.3f}"
     )
 
 
-def _labelled_points(fig: go.Figure, points: Sequence[Point], y_of, words: dict[str, str]) -> None:
+def _labelled_points(
+    fig: go.Figure, points: Sequence[Point], y_of, words: dict[str, str], count: Count
+) -> None:
     for k, p in enumerate(points):
         fig.add_trace(
             go.Scatter(
@@ -106,15 +107,15 @@ def _labelled_points(fig: go.Figure, points: Sequence[Point], y_of, words: dict[
                 textposition=p.textpos,
                 textfont={"color": "white", "size": 14, "shadow": "1px 1px 3px black"},
                 name=p.name,
-                hovertext=_point_hover(p, words),
+                hovertext=_point_hover(p, words, count),
                 hoverinfo="text",
                 showlegend=False,
             )
         )
 
 
-def _log_axis(fig: go.Figure, axis: str, lo: float, hi: float, title: str) -> None:
-    ticks, labels = _log_ticks(lo, hi)
+def _log_axis(fig: go.Figure, axis: str, lo: float, hi: float, title: str, count: Count) -> None:
+    ticks, labels = _log_ticks(lo, hi, count)
     update = fig.update_xaxes if axis == "x" else fig.update_yaxes
     update(
         type="log",
@@ -134,10 +135,11 @@ def loss_landscape(
     points: Sequence[Point],
     you: Point | None,
     words: dict[str, str],
+    count: Count = human,
 ) -> go.Figure:
     """Filled contours of L(N, D) on log axes, iso-compute lines, the optimal frontier, models."""
-    n_lab = np.array([human(v) for v in n])
-    d_lab = np.array([human(v) for v in d])
+    n_lab = np.array([count(v) for v in n])
+    d_lab = np.array([count(v) for v in d])
     custom = np.dstack(np.broadcast_arrays(n_lab[None, :], d_lab[:, None]))  # (Q, P, 2)
     fig = go.Figure()
     fig.add_trace(
@@ -189,7 +191,7 @@ def loss_landscape(
             hovertemplate=f"{html.escape(frontier.name)}<extra></extra>",
         )
     )
-    _labelled_points(fig, points, lambda p: p.d, words)
+    _labelled_points(fig, points, lambda p: p.d, words, count)
     if you is not None:  # a ring around the student's own (N, D)
         fig.add_trace(
             go.Scatter(
@@ -202,12 +204,12 @@ def loss_landscape(
                     "line": {"color": "#f43f5e", "width": 3},
                 },
                 name=you.name,
-                hovertext=_point_hover(you, words),
+                hovertext=_point_hover(you, words, count),
                 hoverinfo="text",
             )
         )
-    _log_axis(fig, "x", n[0], n[-1], words["n_axis"])
-    _log_axis(fig, "y", d[0], d[-1], words["d_axis"])
+    _log_axis(fig, "x", n[0], n[-1], words["n_axis"], count)
+    _log_axis(fig, "y", d[0], d[-1], words["d_axis"], count)
     fig.update_layout(legend={"orientation": "h", "y": -0.2, "x": 0})
     return _layout(fig, words["landscape_title"], height=620)
 
@@ -218,6 +220,7 @@ def isoflop_profiles(
     points: Sequence[Point],
     highlight: str,
     words: dict[str, str],
+    count: Count = human,
 ) -> go.Figure:
     """Loss against N along fixed budgets (the Chinchilla paper's "IsoFLOP" profiles); the curve
     named ``highlight`` is drawn thicker."""
@@ -228,7 +231,7 @@ def isoflop_profiles(
             go.Scatter(
                 x=c.n,
                 y=c.loss,
-                customdata=np.column_stack([[human(v) for v in c.n], [human(v) for v in c.d]]),
+                customdata=np.column_stack([[count(v) for v in c.n], [count(v) for v in c.d]]),
                 mode="lines",
                 line={"color": color, "width": 4.5 if c.name == highlight else 2},
                 name=c.name,
@@ -249,7 +252,7 @@ def isoflop_profiles(
                     "symbol": "star",
                     "line": {"color": "black", "width": 1},
                 },
-                hovertext=_point_hover(opt, words),
+                hovertext=_point_hover(opt, words, count),
                 hoverinfo="text",
                 showlegend=False,
             )
@@ -266,14 +269,14 @@ def isoflop_profiles(
                 textfont={"size": 14, "color": "#111827"},
                 cliponaxis=False,
                 name=p.name,
-                hovertext=_point_hover(p, words),
+                hovertext=_point_hover(p, words, count),
                 hoverinfo="text",
                 showlegend=False,
             )
         )
     lo = min(float(c.n.min()) for c in curves)
     hi = max(float(c.n.max()) for c in curves)
-    _log_axis(fig, "x", lo, hi, words["n_axis"])
+    _log_axis(fig, "x", lo, hi, words["n_axis"], count)
     lowest = min(float(c.loss.min()) for c in curves)
     fig.update_yaxes(title=words["loss"], range=[lowest - 0.08, max(lowest + 1.6, 3.6)])
     return _layout(fig, words["isoflop_title"])

@@ -10,6 +10,7 @@ side by side, the same content in English and Japanese.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from functools import lru_cache
@@ -20,6 +21,7 @@ import numpy as np
 
 from llmviz import config, scaling
 from llmviz.errors import UserError
+from llmviz.memory import count_words
 from llmviz.models import PRECISIONS
 from llmviz.models.device import default_precision
 from llmviz.perplexity import TextScore, cumulative_bits, score_text, surprisal_spans
@@ -79,8 +81,13 @@ def _fmt_time(days: float, lang: str) -> str:
     return text("labs.sc.hours", lang, v=f"{days * 24:,.2f}")
 
 
+def _count(lang: str):
+    """How counts are written in ``lang``: "70B" in English, "700 億" in Japanese."""
+    return functools.partial(count_words, lang=lang, short=True)
+
+
 def _scaling_markdown(n, d, budget, gpu, n_gpus, util, lang) -> str:
-    h, s = plots.human, plots.sci
+    h, s = _count(lang), plots.sci
     c = scaling.training_flops(n, d)
     tt = scaling.training_time(c, gpu, n_gpus, util)
     inf = scaling.inference_flops_per_token(n)
@@ -102,13 +109,14 @@ def _scaling_markdown(n, d, budget, gpu, n_gpus, util, lang) -> str:
 
 def _presets_markdown(lang: str) -> str:
     rows = [text("labs.sc.table_head", lang)]
+    h = _count(lang)
     for key in scaling.PRESETS:
         r = scaling.summarize(key)
         mark = "" if r.preset.tokens_published else " *"
         rows.append(
-            f"| {r.preset.name} | {plots.human(r.preset.n_params)} | {plots.human(r.preset.n_tokens)}{mark}"
+            f"| {r.preset.name} | {h(r.preset.n_params)} | {h(r.preset.n_tokens)}{mark}"
             f" | {r.tokens_per_param:,.{0 if r.tokens_per_param >= 10 else 1}f} | {plots.sci(r.flops)} | **{r.loss:.3f}**"
-            f" | {plots.human(r.optimum.n_params)} / {plots.human(r.optimum.n_tokens)}"
+            f" | {h(r.optimum.n_params)} / {h(r.optimum.n_tokens)}"
             f" | {r.optimum.loss:.3f} |"
         )
     ch, go_ = scaling.summarize("chinchilla"), scaling.summarize("gopher")
@@ -168,14 +176,18 @@ def _scaling_figures(n, d, budget, lang):
     )
     iso_land = sorted(iso_lines, key=lambda ln: ln.name == yours)  # the student's budget last
     grid = scaling.loss_grid(LANDSCAPE_N, LANDSCAPE_D)
-    landscape = plots.loss_landscape(*grid, iso_land, front, list(marks.values()), you, words)
+    landscape = plots.loss_landscape(
+        *grid, iso_land, front, list(marks.values()), you, words, count=_count(lang)
+    )
     optimum = text("labs.plot.optimum", lang)
     optima = [
         plots.Point(optimum, cv.optimum.n_params, cv.optimum.n_tokens, cv.optimum.loss, cv.flops)
         for cv in curves
     ]
     on_curves = [dataclasses.replace(marks[k], textpos=pos) for k, pos in _PROFILE_POS.items()]
-    profiles = plots.isoflop_profiles(iso_lines, optima, on_curves, yours, words)
+    profiles = plots.isoflop_profiles(
+        iso_lines, optima, on_curves, yours, words, count=_count(lang)
+    )
     return landscape, profiles
 
 
@@ -404,7 +416,11 @@ def _build_perplexity() -> None:
                     t("labs.ppl.model_a"), config.DEFAULT_BASE, elem_id="labs-ppl-model-a"
                 )
                 prec_a = gr.Dropdown(
-                    precisions, value=default_precision(), label=t("common.precision"), min_width=110, scale=0
+                    precisions,
+                    value=default_precision(),
+                    label=t("common.precision"),
+                    min_width=110,
+                    scale=0,
                 )
             with gr.Row():
                 model_b = gr.Dropdown(
@@ -412,7 +428,11 @@ def _build_perplexity() -> None:
                     info=t("labs.ppl.model_b_info"), allow_custom_value=True, elem_id="labs-ppl-model-b",
                 )  # fmt: skip
                 prec_b = gr.Dropdown(
-                    precisions, value=default_precision(), label=t("common.precision"), min_width=110, scale=0
+                    precisions,
+                    value=default_precision(),
+                    label=t("common.precision"),
+                    min_width=110,
+                    scale=0,
                 )
             score = gr.Button(t("labs.ppl.run"), variant="primary", elem_id="labs-ppl-run")
             with gr.Group():

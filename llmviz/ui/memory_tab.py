@@ -89,7 +89,7 @@ def _summary(
                 lang,
                 name=s.name,
                 params=_count(s.params),
-                billions=f"{s.params / 1e9:.3g}",
+                size=memory.count_words(s.params, lang),
                 layers=a.num_layers,
                 hidden=a.hidden_size,
                 heads=a.num_heads,
@@ -112,7 +112,7 @@ def _summary(
                 lang,
                 name=s.name,
                 params=_count(s.params),
-                billions=f"{s.params / 1e9:.3g}",
+                size=memory.count_words(s.params, lang),
             )
         )
     if s.kv_bytes is not None and a is not None:
