@@ -85,6 +85,7 @@ MEMORY_MAX_PARAMS = 1e13  # 10 trillion: above every model built so far; 1e15 is
 MEMORY_MAX_CONTEXT = 10_000_000  # tokens (the longest advertised context windows are ~10M)
 MEMORY_MAX_BATCH = 4096
 MEMORY_CUDA_OVERHEAD_GB = 0.5  # CUDA context + kernels per GPU: an estimate (0.3-1 GB in practice)
+MEMORY_TEXTBOOK_CARD_GB = 24  # the textbook's card (RTX 4090) for "how many cards?"
 MEMORY_LAB_MAX_ELEMENTS = 4_000_000  # weights quantized per lab request (bigger matrices: sampled rows)
 MEMORY_QUALITY_TEXT_TOKENS = 128  # fixed text for perplexity / agreement, truncated to this
 MEMORY_SAMPLE_NEW_TOKENS = 24  # greedy sample per precision

@@ -333,7 +333,8 @@ class TextbookRow:
 def textbook_row(name: str, params: int) -> TextbookRow:
     """Weights-only sizes at 32 / 16 / 8 / 4 bits and how many 24 GB cards the 16-bit weights need."""
     gbs = tuple(weights_bytes(params, b) / GB for b in TEXTBOOK_BITS)
-    return TextbookRow(name, params, gbs, cards_needed(weights_bytes(params, 16), 24))
+    cards = cards_needed(weights_bytes(params, 16), config.MEMORY_TEXTBOOK_CARD_GB)
+    return TextbookRow(name, params, gbs, cards)
 
 
 # --- architecture -> parameters by component ----------------------------------------------------
@@ -731,6 +732,29 @@ def check_precisions(keys: object) -> tuple[str, ...]:
     return tuple(k for k in PRECISIONS if k in chosen)
 
 
+#: What the calculator counts. "weights": parameters x bits only, the textbook's table (GPT-3 at
+#: 16 bits: 350 GB = 15 RTX 4090s). "serving": also the KV cache and each card's runtime
+#: overhead, what running the model needs (GPT-3 at 8,192 tokens: 17). "auto": weights for the
+#: textbook's own models and for a bare parameter count, serving for real architectures.
+SCOPES = ("auto", "weights", "serving")
+
+
+def counts_weights_only(scope: object, textbook: bool) -> bool:
+    """Whether ``scope`` sizes the weights alone; ``textbook``: the model comes from the textbook
+    (or is a bare parameter count, sized by the textbook's formula).
+
+    >>> counts_weights_only("auto", True), counts_weights_only("auto", False)
+    (True, False)
+    """
+    checks.one_of(
+        scope,
+        SCOPES,
+        key="mem_scope_unknown",
+        message="Unknown choice '{value}' of what to count. Choose one of: {choices}.",
+    )
+    return scope == "weights" or (scope == "auto" and textbook)
+
+
 @dataclass(frozen=True)
 class Sizing:
     """A model sized at several precisions, for the calculator's table, plot and GPU counts."""
@@ -742,6 +766,9 @@ class Sizing:
     estimates: tuple[Estimate, ...]
     kv_bytes: int | None  # None when the attention shape is unknown
     kv_bytes_without_gqa: int | None  # the same cache with one KV head per query head
+    weights_only: bool = False  # the estimates leave out the KV cache and the runtime overhead
+    context: int = 4096
+    batch: int = 1
 
 
 def size_model(
@@ -755,7 +782,11 @@ def size_model(
     batch: object = 1,
     kv_dtype: str = "fp16",
     rest_dtype: str = "fp16",
+    weights_only: bool = False,
 ) -> Sizing:
+    """Every precision of ``precisions`` sized. ``weights_only`` counts what the textbook counts
+    (the stored weights); otherwise the KV cache (when ``arch`` is known) and the runtime
+    overhead per card are added. The KV cache is computed either way, for the summary."""
     keys = check_precisions(precisions)
     ctx, bsz = check_context_batch(context, batch)
     total = breakdown.total if breakdown is not None else params
@@ -766,11 +797,12 @@ def size_model(
             k,
             params=total,
             breakdown=breakdown,
-            arch=arch,
+            arch=None if weights_only else arch,
             context=ctx,
             batch=bsz,
             kv_dtype=kv_dtype,
             rest_dtype=rest_dtype,
+            overhead_gb=0 if weights_only else None,
         )
         for k in keys
     )
@@ -778,4 +810,39 @@ def size_model(
     if arch is not None:
         kv = kv_cache_bytes(arch, ctx, bsz, kv_dtype)
         mha = kv_cache_bytes(replace(arch, num_kv_heads=arch.num_heads), ctx, bsz, kv_dtype)
-    return Sizing(name, int(total), arch, breakdown, ests, kv, mha)
+    return Sizing(name, int(total), arch, breakdown, ests, kv, mha, weights_only, ctx, bsz)
+
+
+@dataclass(frozen=True)
+class ServingGap:
+    """Cards of one size for the weights alone (the textbook's count), with the KV cache, and
+    with the runtime overhead that every card pays: why serving needs more than the table says."""
+
+    precision: str
+    card: CardSize
+    weights: int
+    with_kv: int
+    serving: int
+    kv_bytes: int | None  # None: the attention shape is unknown, so is the cache
+    overhead_bytes: float
+
+
+def serving_gap(s: Sizing, card_gb: float = config.MEMORY_TEXTBOOK_CARD_GB) -> ServingGap:
+    """The gap for the sizing's 16-bit estimate (the textbook's precision; else its first one).
+
+    GPT-3 in bf16 with an 8,192-token KV cache (38.7 GB) on 24 GB cards: 15 -> 17 -> 17.
+    """
+    est = next((e for e in s.estimates if e.precision in ("bf16", "fp16")), s.estimates[0])
+    card = next(c for c in CARD_SIZES if c.gb == card_gb)
+    weights = est.weights_bytes
+    kv = s.kv_bytes or 0
+    overhead = config.MEMORY_CUDA_OVERHEAD_GB * GB
+    return ServingGap(
+        est.precision,
+        card,
+        cards_needed(weights, card.gb),
+        cards_needed(weights + kv, card.gb),
+        cards_needed(weights + kv, card.gb, overhead),
+        s.kv_bytes,
+        overhead,
+    )

@@ -514,3 +514,39 @@ def test_summary_says_the_count_in_the_readers_language():
     small = PRESETS["smollm2-135m"]
     s = memory.size_model(small.label, ["bf16"], breakdown=small.breakdown, arch=small.arch)
     assert "（1.35 億）" in memory_tab._summary(s, 4096, 1, "fp16", "fp16", "ja")
+
+
+# --- the textbook's count and what serving adds -------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["gpt2-1.5b", "gpt3-175b", "gpt3.5-350b"])
+def test_textbook_presets_reproduce_the_textbook_table_by_default(key):
+    p = PRESETS[key]
+    row = memory.textbook_row(p.label, p.params)
+    only = memory.counts_weights_only("auto", p.textbook)
+    s = memory.size_model(
+        p.label, ["bf16"], params=p.params, arch=p.kv_arch, context=8192, weights_only=only
+    )
+    fits = {f.card.gb: f.cards for f in memory.gpu_fit(s.estimates[0])}
+    assert fits[24] == row.rtx4090_at_16bit
+    assert s.estimates[0].total_bytes == row.gb[1] * GB  # parameters x 16 bits / 8, nothing else
+
+
+def test_serving_gap_gpt3_kv_cache_then_overhead():
+    p = PRESETS["gpt3-175b"]
+    s = memory.size_model(p.label, ["fp32", "bf16"], params=p.params, arch=p.kv_arch, context=8192)
+    gap = memory.serving_gap(s)
+    assert gap.precision == "bf16" and gap.card.gb == 24
+    assert s.kv_bytes == 2 * 96 * 96 * 128 * 8192 * 2  # K and V x layers x heads x dim x tokens
+    assert (gap.weights, gap.with_kv, gap.serving) == (15, 17, 17)  # 350 -> 388.7 GB
+    assert {f.card.gb: f.cards for f in memory.gpu_fit(s.estimates[1])}[24] == 17
+    short = memory.size_model(p.label, ["bf16"], params=p.params, arch=p.kv_arch, context=1)
+    assert memory.serving_gap(short).serving == 15  # 350 GB + a tiny cache on 23.5 GB usable
+
+
+def test_scope_choices():
+    assert [memory.counts_weights_only(s, False) for s in memory.SCOPES] == [False, True, False]
+    assert [memory.counts_weights_only(s, True) for s in memory.SCOPES] == [True, True, False]
+    with pytest.raises(UserError) as err:
+        memory.counts_weights_only("all", True)
+    assert err.value.key == "mem_scope_unknown"

@@ -24,10 +24,11 @@ def calc(
     batch=1,
     kv="fp16",
     rest="fp16",
+    scope="auto",
 ):
     precisions = ["fp32", "bf16", "int8", "nf4", "q4_k_m"] if precisions is None else precisions
     return client.predict(
-        source, preset, params, hub, precisions, context, batch, kv, rest, api_name=CALC
+        source, preset, params, hub, precisions, context, batch, kv, rest, scope, api_name=CALC
     )
 
 
@@ -62,6 +63,22 @@ def test_calculator_preset(client):
     assert "80 GB (A100 / H100)" in columns and "32 GB (V100)" in columns  # the one GPU table
 
 
+def test_textbook_preset_gives_the_textbook_card_count_by_default(client):
+    # the calculator's defaults (8,192 tokens, bf16, 0.5 GB overhead) once gave 17 RTX 4090s
+    summary, _, _, fit, textbook = calc(client, preset="gpt3-175b", precisions=["bf16"])
+    col = _headers(fit).index("24 GB (RTX 4090)")
+    gpt3 = next(r for r in textbook["data"] if r[0].startswith("GPT-3 "))
+    assert fit["data"][0][col] == str(gpt3[6]) == "15"
+    assert "the weights only" in summary
+    # ...and the page says why running it needs more: the KV cache, then the overhead per card
+    assert "**15** (the textbook's count)" in summary and "38.7 GB for 8,192 tokens" in summary
+    assert "**17**" in summary and "longer context" in summary
+    summary, _, _, fit, _ = calc(client, preset="gpt3-175b", precisions=["bf16"], scope="serving")
+    assert fit["data"][0][col] == "17" and "KV cache + runtime overhead**" in summary
+    _, _, _, fit, _ = calc(client, preset="gpt3-175b", precisions=["bf16"], context=1)
+    assert fit["data"][0][col] == "15"  # auto: a textbook preset counts the weights only
+
+
 def test_calculator_params_and_moe(client):
     summary, _, breakdown, _, textbook = calc(
         client, source="params", params="175B", precisions=["fp16"]
@@ -87,6 +104,7 @@ def test_calculator_params_and_moe(client):
         (dict(source="hub", hub=""), "Type a Hugging Face model id"),
         (dict(source="hub", hub="../../etc/passwd"), "looks like a file path"),
         (dict(preset="gpt-9"), "gpt-9"),  # gradio checks dropdown choices before the handler
+        (dict(scope="everything"), "everything"),
     ],
 )
 def test_calculator_bad_input_then_still_works(client, kwargs, message):

@@ -57,18 +57,27 @@ def _count(n: int) -> str:
 
 # --- 1. calculator ------------------------------------------------------------------------------
 def _resolve(source: str, preset_key: str, params_text: str, hub_id: str) -> dict[str, Any]:
-    """What to size: name, count, breakdown and attention shape (None when unknown)."""
+    """What to size: name, count, breakdown, attention shape (None when unknown) and whether it
+    is a textbook case (a textbook preset, or a bare count sized by the textbook's formula)."""
     if source == "params":
         n = memory.parse_param_count(params_text)
-        return dict(name=f"{n:,}", params=n, breakdown=None, arch=None)
+        return dict(name=f"{n:,}", params=n, breakdown=None, arch=None, textbook=True)
     if source == "hub":
         counted = hub_config.count_model(hub_id)
         return dict(
-            name=counted.name, params=counted.params, breakdown=counted.breakdown, arch=counted.arch
+            name=counted.name,
+            params=counted.params,
+            breakdown=counted.breakdown,
+            arch=counted.arch,
+            textbook=False,
         )
     preset = get_preset(preset_key)
     return dict(
-        name=preset.label, params=preset.params, breakdown=preset.breakdown, arch=preset.kv_arch
+        name=preset.label,
+        params=preset.params,
+        breakdown=preset.breakdown,
+        arch=preset.kv_arch,
+        textbook=preset.textbook,
     )
 
 
@@ -139,7 +148,29 @@ def _summary(
     else:
         lines.append(text("mem.summary.kv_unknown", lang))
     lines.append(text("mem.summary.overhead", lang, gb=config.MEMORY_CUDA_OVERHEAD_GB))
+    lines.append(_gap(s, lang))
     return "\n\n".join(lines)
+
+
+def _gap(s: memory.Sizing, lang: str) -> str:
+    """Why the fit table may show more cards than the textbook (the KV cache and the overhead)."""
+    g = memory.serving_gap(s)
+    values = dict(
+        precision=g.precision,
+        card=g.card.label,
+        weights=g.weights,
+        with_kv=g.with_kv,
+        serving=g.serving,
+        overhead=config.MEMORY_CUDA_OVERHEAD_GB,
+        kv=f"{_gb(g.kv_bytes or 0)} GB",
+        context=_count(s.context),
+        batch=s.batch,
+    )
+    key = "mem.summary.gap" if g.kv_bytes is not None else "mem.summary.gap_no_kv"
+    counted = text(
+        "mem.summary.counted_weights" if s.weights_only else "mem.summary.counted_serving", lang
+    )
+    return counted + "\n\n" + text(key, lang, **values)
 
 
 def _breakdown_table(s: memory.Sizing, lang: str) -> pd.DataFrame:
@@ -234,11 +265,13 @@ def _on_calculate(
     batch,
     kv_dtype,
     rest_dtype,
+    scope,
     request: gr.Request,
 ):
     lang = lang_of(request)
     what = _resolve(source, preset_key, params_text, hub_id)
     ctx, bsz = memory.check_context_batch(context, batch)
+    weights_only = memory.counts_weights_only(scope, what["textbook"])
     s = memory.size_model(
         what["name"],
         precisions,
@@ -249,6 +282,7 @@ def _on_calculate(
         batch=bsz,
         kv_dtype=kv_dtype,
         rest_dtype=rest_dtype,
+        weights_only=weights_only,
     )
     return (
         _summary(s, ctx, bsz, kv_dtype, rest_dtype, lang),
@@ -334,6 +368,13 @@ def _build_calculator() -> None:
                     label=t("mem.rest_dtype"),
                     info=t("mem.rest_dtype.info"),
                 )
+            scope = gr.Radio(
+                [(t(f"mem.scope.{k}"), k) for k in memory.SCOPES],
+                value="auto",
+                label=t("mem.scope"),
+                info=t("mem.scope.info"),
+                elem_id="mem-scope",
+            )
             run = gr.Button(t("mem.calculate"), variant="primary", elem_id="mem-calculate")
         with gr.Column(scale=3):
             summary = gr.Markdown(elem_id="mem-summary")
@@ -347,7 +388,7 @@ def _build_calculator() -> None:
     gr.Markdown(t("mem.textbook.title"))
     textbook = gr.Dataframe(elem_id="mem-textbook", interactive=False, show_label=False)
 
-    inputs = [source, preset, params, hub, precisions, context, batch, kv_dtype, rest]
+    inputs = [source, preset, params, hub, precisions, context, batch, kv_dtype, rest, scope]
     outputs = [summary, plot, breakdown, fit, textbook]
     source.input(_on_source, [source], [preset, params, hub], api_name="memory_source", **LIGHT)
     run.click(_on_calculate, inputs, outputs, api_name="memory_calculate", **LIGHT)
