@@ -1,6 +1,6 @@
 """llmviz: interactive lessons on how large language models work.
 
-The package is layered (see ARCHITECTURE in the README):
+The package is layered (see docs/ARCHITECTURE.md):
 
 * core modules (``tokens``, ``bpe``, ``attention``, ``sampling``, ``memory``, ``quantize``,
   ``compare``, ...) take a model or tokenizer as an argument and return arrays or frozen

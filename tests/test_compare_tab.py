@@ -8,6 +8,7 @@ import time
 import pytest
 
 from llmviz.compare import PRESETS
+from llmviz.ui.compare_tab import Screen
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,8 @@ def _args(prompt=CAPITAL.prompt, models=SAME, template=True, shots="zero",
 
 
 def _run(client, **kw):
-    return client.predict(*_args(**kw), api_name="/compare_run")
+    """A whole run; its outputs by name (``compare_tab.Screen``)."""
+    return Screen.named(client.predict(*_args(**kw), api_name="/compare_run"))
 
 
 def _stream_threads():
@@ -38,9 +40,9 @@ def _no_stream_threads(timeout=30.0):
 
 
 def test_default_pair_answers_and_shows_exact_prompts(client):
-    left, right, left_status, right_status, left_prompt, right_prompt, plot = _run(
-        client, models=DEFAULT, max_new=12
-    )
+    out = _run(client, models=DEFAULT, max_new=12)
+    right, left_status, right_status = out["right_text"], out["left_status"], out["right_status"]
+    left_prompt, right_prompt, plot = out["left_prompt"], out["right_prompt"], out["plot"]
     assert "London" in right  # SmolLM2-Instruct with its template answers...
     assert "<|im_end|>" in right_status  # ...and stops at its end-of-turn token
     assert "12" in left_status  # Gemma base ran to the limit
@@ -53,9 +55,8 @@ def test_default_pair_answers_and_shows_exact_prompts(client):
 
 
 def test_same_model_without_template_and_few_shot(client):
-    left, right, *_rest, left_prompt, right_prompt, _plot = _run(
-        client, template=False, shots="few", max_new=4
-    )
+    out = _run(client, template=False, shots="few", max_new=4)
+    left_prompt, right_prompt = out["left_prompt"], out["right_prompt"]
     assert "=&gt; Paris" in left_prompt and "England? =&gt;" in left_prompt
     assert "im_start" not in right_prompt and "raw text" in right_prompt
 
@@ -76,8 +77,22 @@ def test_preview_and_pair_and_preset_endpoints(client):
     out = client.predict("same", api_name="/compare_pair")
     assert out[0] == out[1] == "smollm2-135m-instruct" and out[2] is True
     assert "chat template" in out[3]
-    prompt, examples, task = client.predict("sea_otter", api_name="/compare_preset")
+    prompt, examples, task, shots = client.predict("sea_otter", api_name="/compare_preset")
     assert prompt == "cheese" and "sea otter => ラッコ" in examples and task
+    assert shots == "few"  # the in-context lesson runs with its examples selected
+    assert client.predict("capital_en", api_name="/compare_preset")[3] == "zero"
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/passwd", "$(rm -rf ~)", None, ""])
+def test_models_endpoint_refuses_what_is_not_a_model(client, bad):
+    with pytest.raises(Exception, match="path|Unknown model|empty|Choose a model"):
+        client.predict(bad, "smollm2-135m-instruct", api_name="/compare_models")
+
+
+def test_offline_hub_pair_says_so_once_and_keeps_the_models(client):
+    left, right, template, note, *_heads = client.predict("qwen2.5", api_name="/compare_pair")
+    assert "Hugging Face Hub" in note and "Qwen2.5" in note
+    assert left is None or "qwen" not in str(left)  # the model boxes are left as they were
 
 
 @pytest.mark.parametrize(
@@ -94,7 +109,8 @@ def test_preview_and_pair_and_preset_endpoints(client):
         (dict(models=("gemma-3-270m", "../etc/passwd")), "looks like a file path"),
         (dict(max_new=0), "from 1 to 200"),
         (dict(max_new=500), "from 1 to 200"),
-        (dict(temperature=5), "between 0 and 2"),
+        (dict(temperature=6), "between 0 and 5"),
+
     ],
 )
 def test_bad_input_is_explained_then_next_request_works(client, kw, message):
@@ -104,12 +120,32 @@ def test_bad_input_is_explained_then_next_request_works(client, kw, message):
     assert _no_stream_threads()
 
 
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(seed=float("inf")), "“Seed (same for both columns)” cannot use the value inf"),
+        (dict(max_new=float("-inf")), "whole number from 1 to 200"),
+        (dict(prompt="イギリス\ud83dの首都は？"), "lone UTF-16 surrogate"),
+        (dict(shots="few", examples="a => b\nc\udfff => d"), "lone UTF-16 surrogate"),
+    ],
+)
+def test_values_only_a_script_can_send_are_explained(app_url, kw, message):
+    """inf and half an emoji (gradio_client refuses to send them; raw HTTP can)."""
+    from benchmarks import harness
+
+    res = harness.call(app_url, "compare_run", _args(**kw), 120)
+    assert res.status == "error" and message in (res.message or "")
+    res = harness.call(app_url, "compare_preview", _args(**kw)[:8], 60)
+    if "seed" not in kw and "max_new" not in kw:  # the preview shows text problems in place
+        assert res.status == "complete" and message in str(res.data)
+
+
 def test_hub_pair_offline_gives_the_hub_error(client):
     with pytest.raises(Exception) as info:
         _run(client, models=("smollm2-135m", "smollm2-135m-instruct-hub"))
     text = str(info.value)
     assert "Hub" in text and "offline" in text.lower()
-    assert _run(client, max_new=2)[1]  # and the next request works
+    assert _run(client, max_new=2)["right_text"]  # and the next request works
 
 
 def test_stop_mid_stream_ends_the_threads(client):
@@ -125,7 +161,7 @@ def test_stop_mid_stream_ends_the_threads(client):
         job.result(timeout=30)
     except Exception:  # noqa: BLE001 - a cancelled job may end with a cancellation
         pass
-    assert _run(client, max_new=2)[1]
+    assert _run(client, max_new=2)["right_text"]
 
 
 def test_second_click_restarts_without_leaking(client):
@@ -135,7 +171,7 @@ def test_second_click_restarts_without_leaking(client):
         time.sleep(0.05)
     assert _stream_threads(), "generation never started"
     second = client.submit(*_args(max_new=6), api_name="/compare_run")
-    out = second.result(timeout=180)
-    assert "London" in out[1]
+    out = Screen.named(second.result(timeout=180))
+    assert "London" in out["right_text"]
     first.result(timeout=60)  # the first run ended quietly when the second took over
     assert _no_stream_threads()
