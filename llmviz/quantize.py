@@ -197,27 +197,31 @@ def matrix_names(model: Any) -> tuple[int, tuple[str, ...]]:
     return len(layers), tuple(names)
 
 
+def check_layer(model: Any, layer: object) -> int:
+    """The index of a layer of ``model``: a whole number from 0 to its last layer."""
+    n_layers, _ = matrix_names(model)
+    return checks.whole(
+        layer,
+        0,
+        n_layers - 1,
+        key="mem_layer_range",
+        message="Layer must be between 0 and {limit}.",
+        limit=str(n_layers - 1),
+    )
+
+
 def weight_matrix(model: Any, layer: object, name: str) -> np.ndarray:
     """The weight of ``layers.<layer>.<name>`` as float32 numpy (at most MEMORY_LAB_MAX_ELEMENTS;
     bigger matrices keep their first rows)."""
-    n_layers, names = matrix_names(model)
-    try:
-        index = int(float(layer))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        index = -1
-    if not 0 <= index < n_layers:
-        raise UserError(
-            f"Layer must be between 0 and {n_layers - 1}.",
-            key="mem_layer_range",
-            limit=str(n_layers - 1),
-        )
-    if name not in names:
-        raise UserError(
-            f"Unknown matrix '{str(name)[:40]}'. Choose one of: {', '.join(names)}.",
-            key="mem_matrix_unknown",
-            name=str(name)[:40],
-            choices=", ".join(names),
-        )
+    index = check_layer(model, layer)
+    _, names = matrix_names(model)
+    checks.one_of(
+        name,
+        names,
+        key="mem_matrix_unknown",
+        message="Unknown matrix '{name}'. Choose one of: {choices}.",
+        name=checks.show(name, 40),
+    )
     module = next(m for f, m in model.named_modules() if f.endswith(f"layers.{index}.{name}"))
     w = module.weight.detach()
     if not w.is_floating_point():  # bitsandbytes packs quantized weights as int8 / uint8

@@ -201,3 +201,57 @@ def test_counts_follow_the_language():
     assert "| 1,750 億 | 3,000 億 |" in table  # GPT-3: N and D
     landscape, _ = labs_tab._scaling_figures(70e9, 1.4e12, 5.88e23, "ja")
     assert "1 兆" in landscape.layout.xaxis.ticktext and "1 億" in landscape.layout.yaxis.ticktext
+
+
+# --- infinities, a missing model and broken text (plain HTTP, as a script may send) ------------
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize("value", [INF, -INF])
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        (0, "The number of parameters N must be a positive number"),
+        (1, "The number of training tokens D must be a positive number"),
+        (2, "The compute budget C must be a positive number"),
+        (4, "The GPU count must be a whole number from 1 to 1,000,000"),  # was OverflowError
+        (5, "maximum value 1.0"),  # utilization: the slider states its range (+inf)
+    ],
+)
+def test_scaling_infinities_get_the_teaching_message(app_url, index, value, message):
+    from benchmarks import harness
+
+    args = chinchilla_args()
+    args[index] = value
+    result = harness.call(app_url, "labs_scaling", args)
+    shown = result.message or ""
+    assert result.status == "error"
+    if index == 5 and value < 0:
+        message = "minimum value 0.05"
+    assert message in shown, shown
+    assert "Something went wrong" not in shown and "cannot use the value" not in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["Hello.", None, "bf16", "none", "bf16"], "Choose a model"),  # was AttributeError
+        (["Hello.", "", "bf16", "none", "bf16"], "Choose a model"),
+        (["half \ud83d emoji", "gemma-3-270m", "bf16", "none", "bf16"], "lone UTF-16 surrogate"),
+    ],
+)
+def test_perplexity_missing_model_and_broken_text_are_explained(app_url, args, message):
+    from benchmarks import harness
+
+    result = harness.call(app_url, PPL, args)  # refused before any model loads
+    shown = result.message or ""
+    assert result.status == "error" and message in shown, shown
+    assert "Something went wrong" not in shown
+
+
+def test_perplexity_languages_without_a_model(app_url):
+    from benchmarks import harness
+
+    result = harness.call(app_url, "labs_perplexity_languages", ["lm", None, "bf16"])
+    assert result.status == "error" and "Choose a model" in (result.message or "")

@@ -197,3 +197,43 @@ def test_ui_text_keys_exist():
     src = (ROOT / "llmviz" / "ui" / "memory_tab.py").read_text()
     for key in set(re.findall(r'(?:t|text)\("(mem\.[a-z_.]+)"', src)):
         assert key in STRINGS["en"] and key in STRINGS["ja"], key
+
+
+# --- infinities over plain HTTP (gradio_client refuses to send them; a script can) -------------
+
+INF = float("inf")
+CALC_ARGS = ["preset", "llama3-8b", "1.5B", "", ["bf16"], 8192, 1, "fp16", "fp16", "auto"]
+
+
+@pytest.mark.parametrize("value", [INF, -INF])
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        (5, "The context length must be a whole number (got 'inf')"),  # was OverflowError
+        (6, "The batch size must be a whole number (got 'inf')"),
+    ],
+)
+def test_infinite_numbers_get_the_teaching_message(app_url, index, value, message):
+    from benchmarks import harness
+
+    args = list(CALC_ARGS)
+    args[index] = value
+    result = harness.call(app_url, "memory_calculate", args)
+    assert result.status == "error"
+    shown = result.message or ""
+    assert message.replace("inf", str(value)) in shown, shown
+    assert "Something went wrong" not in shown and "cannot use the value" not in shown
+    assert harness.call(app_url, "memory_calculate", CALC_ARGS).ok  # and the next one works
+
+
+@pytest.mark.parametrize("value", [INF, -INF])
+@pytest.mark.parametrize(("index", "limit"), [(1, "29"), (3, "8")])  # layer, bits: sliders
+def test_infinite_lab_sliders_state_their_range(app_url, index, value, limit):
+    from benchmarks import harness
+
+    args = ["smollm2-135m-instruct", 3, "mlp.down_proj", 3, "tensor"]
+    args[index] = value
+    result = harness.call(app_url, "memory_lab", args)
+    shown = result.message or ""
+    assert result.status == "error" and ("maximum value" in shown or "minimum value" in shown)
+    assert limit in shown or "minimum value" in shown

@@ -112,6 +112,9 @@ def test_weight_matrix_of_a_real_model(tiny_llama):
         (2, "mlp.down_proj", "mem_layer_range"),
         (-1, "mlp.down_proj", "mem_layer_range"),
         ("x", "mlp.down_proj", "mem_layer_range"),
+        (float("inf"), "mlp.down_proj", "mem_layer_range"),  # was OverflowError
+        (float("-inf"), "mlp.down_proj", "mem_layer_range"),
+        (0.5, "mlp.down_proj", "mem_layer_range"),
         (0, "mlp.nope", "mem_matrix_unknown"),
     ],
 )

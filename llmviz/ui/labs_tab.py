@@ -22,9 +22,15 @@ import numpy as np
 from llmviz import config, scaling
 from llmviz.errors import UserError
 from llmviz.memory import count_words
-from llmviz.models import PRECISIONS
+from llmviz.models import PRECISIONS, get_spec
 from llmviz.models.device import default_precision
-from llmviz.perplexity import TextScore, cumulative_bits, score_text, surprisal_spans
+from llmviz.perplexity import (
+    TextScore,
+    check_text,
+    cumulative_bits,
+    score_text,
+    surprisal_spans,
+)
 from llmviz.plots import labs as plots
 from llmviz.tokens import token_labels
 from llmviz.ui.common import LIGHT, MODEL, get_model, handler, model_choices, model_dropdown
@@ -231,11 +237,8 @@ def _build_scaling() -> None:
                 [(g.name, k) for k, g in scaling.GPUS.items()], value=scaling.DEFAULT_GPU,
                 label=t("labs.sc.gpu"), info=t("labs.sc.gpu_info"),
             )  # fmt: skip
-            n_gpus = gr.Number(
-                1024,
-                precision=0,
-                label=t("labs.sc.n_gpus"),
-            )
+            # no precision=0: gradio's rounding fails on inf before the handler (OverflowError)
+            n_gpus = gr.Number(1024, label=t("labs.sc.n_gpus"), elem_id="labs-sc-n-gpus")
             util = gr.Slider(
                 0.05,
                 1.0,
@@ -364,14 +367,17 @@ def _score_runs(jobs: list[tuple[str, str, str]], lang: str, progress: gr.Progre
     return _summary(runs, lang), panels[0], gr.update(value=html_b, visible=bool(html_b)), fig
 
 
-def _run_name(key: str, precision: str) -> str:
+def _run_name(key: object, precision: str) -> str:
+    """ "Gemma 3 270M · bf16"; refuses a missing or malformed model name first (``get_spec``)."""
+    spec = get_spec(key)  # type: ignore[arg-type]
     names = dict((k, lbl) for lbl, k in model_choices())
-    return f"{names.get(key, key).split(' (')[0]} · {precision}"
+    return f"{names.get(spec.key, spec.display).split(' (')[0]} · {precision}"
 
 
 @handler
 def _on_score(txt, model_a, prec_a, model_b, prec_b, request: gr.Request, progress=gr.Progress()):
     lang = lang_of(request)
+    check_text(txt)  # before any model loads: empty, too long, half an emoji
     jobs = [(_run_name(model_a, prec_a), txt, model_a, prec_a)]
     if model_b and model_b != NONE:
         if (model_b, prec_b) == (model_a, prec_a):

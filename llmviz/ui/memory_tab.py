@@ -344,19 +344,13 @@ def _build_calculator() -> None:
                 elem_id="mem-precisions",
             )
             with gr.Row():
+                # no precision=0: gradio would round 2.5 silently and fail on inf before the
+                # handler (OverflowError); llmviz.checks says what a whole number is instead
                 context = gr.Number(
-                    8192,
-                    label=t("mem.context"),
-                    info=t("mem.context.info"),
-                    precision=0,
-                    elem_id="mem-context",
+                    8192, label=t("mem.context"), info=t("mem.context.info"), elem_id="mem-context"
                 )
                 batch = gr.Number(
-                    1,
-                    label=t("mem.batch"),
-                    info=t("mem.batch.info"),
-                    precision=0,
-                    elem_id="mem-batch",
+                    1, label=t("mem.batch"), info=t("mem.batch.info"), elem_id="mem-batch"
                 )
             with gr.Row():
                 kv_dtype = gr.Dropdown(
@@ -505,6 +499,7 @@ def _on_lab(model_key, layer, matrix, bits, method, request: gr.Request, progres
     lang = lang_of(request)
     bits = quantize.check_bits(bits)
     loaded = get_model(model_key, "bf16", progress)
+    layer = quantize.check_layer(loaded.model, layer)
     w = quantize.weight_matrix(loaded.model, layer, matrix)
     results = quantize.quantize_all(w, bits)
     table = pd.DataFrame(
@@ -560,7 +555,7 @@ def _on_lab(model_key, layer, matrix, bits, method, request: gr.Request, progres
         "mem.lab.summary",
         lang,
         name=name,
-        layer=int(float(layer)),
+        layer=layer,
         rows=_count(w.shape[0]),
         cols=_count(w.shape[1]),
         amax=f"{amax:.3g}",
