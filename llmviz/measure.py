@@ -129,3 +129,12 @@ def cuda_load_peak(load: Callable[[], T]) -> tuple[T, int | None]:
     result = load()
     torch.cuda.synchronize()
     return result, int(torch.cuda.max_memory_allocated() - base)
+
+
+def largest_error(errors: list[float]) -> int:
+    """The index of the error furthest from 0 (the worst prediction), e.g. ``[0.1, -0.4, 0.2]`` -> 1.
+
+    >>> largest_error([0.1, -0.4, 0.2])
+    1
+    """
+    return max(range(len(errors)), key=lambda i: abs(errors[i]))

@@ -31,6 +31,24 @@ from llmviz import checks, config
 from llmviz.errors import UserError
 
 GB = 1e9
+MB = 1e6
+
+
+def gb_text(nbytes: float) -> str:
+    """Decimal GB for a table: 3 significant digits, no scientific notation.
+
+    >>> gb_text(350e9), gb_text(38_654_705_664), gb_text(2.5e8), gb_text(1e5), gb_text(0)
+    ('350', '38.7', '0.25', '< 0.001', '0')
+    """
+    v = nbytes / GB
+    if 0 < v < 0.001:
+        return "< 0.001"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def mb_text(nbytes: float) -> str:
+    """Decimal MB with two decimals: ``mb_text(134_515_008 * 2) == "269.03"``."""
+    return f"{nbytes / MB:,.2f}"
 
 # --- precisions ---------------------------------------------------------------------------------
 
@@ -43,6 +61,11 @@ class Precision:
     kind: str  # "float" | "bnb8" | "bnb4" | "gguf"
     double_quant: bool = False
     note: str = ""
+
+    @property
+    def short(self) -> str:
+        """The name in a chart or a dtype column: "int8", "nf4", "Q4_K_M"."""
+        return self.label.removeprefix("GGUF ") if self.kind == "gguf" else self.key
 
 
 def _gguf_bpw(gib_on_llama3_8b: float) -> float:
@@ -395,6 +418,11 @@ class ParamBreakdown:
         return sum(g.params for g in self.linear)
 
     @property
+    def linear_share(self) -> float:
+        """The share of the parameters that bitsandbytes quantizes (the nn.Linear layers)."""
+        return self.linear_params / self.total if self.total else 0.0
+
+    @property
     def total(self) -> int:
         return (
             self.embeddings
@@ -513,7 +541,7 @@ def predict_weights(
     else:
         rest, rest_label = DTYPE_BYTES[rest_dtype], rest_dtype
     gguf = p.kind == "gguf"
-    short = p.label.removeprefix("GGUF ") if gguf else p.key  # "int8", "nf4", "Q4_K_M"
+    short = p.short
 
     def matrix(key: str, params: int) -> Component:
         """A weight matrix that is not an nn.Linear: quantized by GGUF only."""
@@ -646,6 +674,9 @@ class Estimate:
     def total_bytes(self) -> float:
         return self.model_bytes + self.overhead_bytes
 
+    def component(self, key: str) -> Component | None:
+        return next((c for c in self.components if c.key == key), None)
+
 
 def estimate(
     precision: str,
@@ -671,7 +702,7 @@ def estimate(
                 "weights",
                 params,
                 weights_bytes(params, p.bits),
-                p.key if p.kind != "gguf" else p.label.removeprefix("GGUF "),
+                p.short,
                 p.kind != "float",
             )
         ]
@@ -769,6 +800,36 @@ class Sizing:
     weights_only: bool = False  # the estimates leave out the KV cache and the runtime overhead
     context: int = 4096
     batch: int = 1
+
+    @property
+    def component_keys(self) -> tuple[str, ...]:
+        """Every component of any estimate, in the order they first appear."""
+        keys: list[str] = []
+        for est in self.estimates:
+            keys += [c.key for c in est.components if c.key not in keys]
+        return tuple(keys)
+
+    def stack_gb(self) -> list[tuple[str, list[float]]]:
+        """(component, GB in each estimate) for a stacked bar chart (0 where an estimate has none)."""
+        return [
+            (key, [sum(c.bytes for c in e.components if c.key == key) / GB for e in self.estimates])
+            for key in self.component_keys
+        ]
+
+    @property
+    def beyond_trained_context(self) -> bool:
+        a = self.arch
+        return a is not None and bool(a.max_context) and self.context > a.max_context
+
+    @property
+    def window_applies(self) -> bool:
+        """Sliding-window layers hold fewer tokens than the context."""
+        a = self.arch
+        return (
+            a is not None
+            and bool(a.sliding_window and a.sliding_layers)
+            and self.context > (a.sliding_window or 0)
+        )
 
 
 def size_model(

@@ -43,6 +43,15 @@ from llmviz.errors import UserError
 from llmviz.tokens import token_bytes, token_pieces
 
 LN2 = math.log(2.0)
+
+
+def nats_to_bits(nats):
+    """Natural-log units to bits: divide by ln 2 (works on numbers and arrays).
+
+    >>> round(nats_to_bits(math.log(8)), 12)  # p = 1/8 costs 3 bits
+    3.0
+    """
+    return nats / LN2
 _LOGSOFTMAX_ROWS = 128  # rows of the (T, vocab) logits turned into log-probs at once (memory)
 
 
@@ -75,9 +84,19 @@ class TextScore:
         return self.n_windows > 1
 
     @property
+    def min_context(self) -> int:
+        """Tokens of context every token scored after the first window sees at least."""
+        return self.window - self.stride
+
+    @property
     def surprisal_bits(self) -> np.ndarray:  # (n_tokens,)
         """-log2 p per token (NaN where unscored)."""
-        return -np.asarray(self.logprobs, dtype=float) / LN2
+        return nats_to_bits(-np.asarray(self.logprobs, dtype=float))
+
+    @property
+    def probabilities(self) -> np.ndarray:  # (n_tokens,)
+        """p per token (NaN where unscored)."""
+        return np.exp(np.asarray(self.logprobs, dtype=float))
 
     @property
     def total_nll(self) -> float:
@@ -87,7 +106,7 @@ class TextScore:
 
     @property
     def total_bits(self) -> float:
-        return self.total_nll / LN2
+        return nats_to_bits(self.total_nll)
 
     @property
     def nll_mean(self) -> float:

@@ -173,6 +173,39 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.histogram(clipped, bins=edges)[0]
 
 
+def histogram_edges(w: np.ndarray, bins: int = 120) -> np.ndarray:
+    """``bins + 1`` equal bins from ``-max|w|`` to ``max|w|``: symmetric, so 0 sits on a bin edge
+    at even ``bins`` and the spike of weights rounded to 0 is easy to see (all-zero ``w``: -1..1).
+
+    >>> histogram_edges(np.array([[0.5, -2.0]]), bins=4).tolist()
+    [-2.0, -1.0, 0.0, 1.0, 2.0]
+    """
+    amax = float(np.abs(w).max()) if w.size else 0.0
+    amax = amax if amax > 0 else 1.0
+    return np.linspace(-amax, amax, bins + 1)
+
+
+def magnitudes(w: np.ndarray) -> tuple[float, float]:
+    """(largest |w|, median |w|): the outlier that one scale per tensor must cover, and a typical
+    weight.
+
+    >>> magnitudes(np.array([[0.01, -0.02, 0.03, 1.0]]))
+    (1.0, 0.025)
+    """
+    a = np.abs(w.astype(np.float64))
+    return float(a.max()), float(np.median(a))
+
+
+def lab_layer_slider(num_layers: int, preferred: int = 3) -> tuple[int, int]:
+    """(largest layer index, the layer to show) for a model with ``num_layers`` layers.
+
+    >>> lab_layer_slider(30), lab_layer_slider(2)
+    ((29, 3), (1, 1))
+    """
+    last = max(num_layers - 1, 0)
+    return last, min(preferred, last)
+
+
 def patch(w: np.ndarray, rows: int = 16, cols: int = 32) -> np.ndarray:
     """The top-left ``rows x cols`` corner: small enough to see single weights as pixels."""
     return w[:rows, :cols]

@@ -29,7 +29,7 @@ import numpy as np
 
 from llmviz import checks, config
 from llmviz.errors import UserError
-from llmviz.memory import GPUS, Gpu
+from llmviz.memory import GPUS, Gpu, weights_bytes
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -204,6 +204,19 @@ def training_time(flops: float, gpu: str, n_gpus: int, utilization: float) -> Tr
     return TrainingTime(flops=float(flops), gpu=spec, n_gpus=n, utilization=u)
 
 
+def duration(days: float) -> tuple[float, str]:
+    """``days`` in the unit that reads best: years from 365 days, days from 1, else hours.
+
+    >>> duration(800), duration(28.5), duration(0.25)
+    ((2.191780821917808, 'years'), (28.5, 'days'), (6.0, 'hours'))
+    """
+    if days >= 365:
+        return days / 365, "years"
+    if days >= 1:
+        return days, "days"
+    return days * 24, "hours"
+
+
 def inference_tokens_per_second(
     n_params: float, gpu: str, utilization: float = 1.0, bytes_per_param: float = 2.0
 ) -> tuple[float, float]:
@@ -215,6 +228,69 @@ def inference_tokens_per_second(
     n = check_params(n_params)
     spec = get_gpu(gpu)
     return spec.peak_flops * utilization / (2.0 * n), spec.bandwidth / (n * bytes_per_param)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the scaling lab says about one (N, D) on a cluster, and the optimum of a budget."""
+
+    n_params: float
+    n_tokens: float
+    time: TrainingTime
+    inference_flops: float  # 2·N per generated token
+    compute_tps: float  # tokens/s one GPU could compute for one user
+    memory_tps: float  # tokens/s its memory bandwidth allows (reading every 16-bit weight)
+    weights_bytes: float  # the 16-bit weights
+    terms: tuple[float, float, float]  # the loss fit's model, data and irreducible terms
+    optimum: Optimum
+
+    @property
+    def flops(self) -> float:
+        return self.time.flops
+
+    @property
+    def loss(self) -> float:
+        return sum(self.terms)
+
+    @property
+    def tokens_per_param(self) -> float:
+        return self.n_tokens / self.n_params
+
+    @property
+    def equivalent_tokens(self) -> float:
+        """Tokens one could generate for the training compute: 6·N·D / 2·N = 3·D."""
+        return self.flops / self.inference_flops
+
+
+def report(
+    n_params: object,
+    n_tokens: object,
+    budget: object,
+    gpu: object,
+    n_gpus: object,
+    utilization: object,
+) -> Report:
+    """Validate the lab's inputs and compute its numbers.
+
+    >>> r = report(70e9, 1.4e12, 5.88e23, "h100", 1024, 0.4)
+    >>> round(r.time.days, 1), r.equivalent_tokens == 3 * 1.4e12, round(r.loss, 3)
+    (16.8, True, 1.937)
+    """
+    n, d = check_params(n_params), check_tokens(n_tokens)
+    c = check_budget(budget)
+    time = training_time(training_flops(n, d), gpu, n_gpus, utilization)  # type: ignore[arg-type]
+    compute_tps, memory_tps = inference_tokens_per_second(n, time.gpu.key)
+    return Report(
+        n_params=n,
+        n_tokens=d,
+        time=time,
+        inference_flops=inference_flops_per_token(n),
+        compute_tps=compute_tps,
+        memory_tps=memory_tps,
+        weights_bytes=weights_bytes(n, 16),  # type: ignore[arg-type]
+        terms=loss_terms(n, d),
+        optimum=compute_optimal(c),
+    )
 
 
 # --- the Chinchilla loss fit ---------------------------------------------------------------------
@@ -316,6 +392,23 @@ def summarize(key: str, fit: LossFit = CHINCHILLA) -> PresetSummary:
     p = get_preset(key)
     c = training_flops(p.n_params, p.n_tokens)
     return PresetSummary(p, c, loss(p.n_params, p.n_tokens, fit), compute_optimal(c, fit))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The Chinchilla paper's comparison: about the same compute, a 4x smaller model, lower loss."""
+
+    chinchilla: PresetSummary
+    gopher: PresetSummary
+
+    @property
+    def flops_ratio(self) -> float:
+        """Chinchilla's compute over Gopher's (5.88e23 / 5.04e23 = 1.17)."""
+        return self.chinchilla.flops / self.gopher.flops
+
+
+def chinchilla_vs_gopher() -> Verdict:
+    return Verdict(summarize("chinchilla"), summarize("gopher"))
 
 
 # --- curves for the charts -----------------------------------------------------------------------

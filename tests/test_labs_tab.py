@@ -193,10 +193,10 @@ def test_perplexity_api_english_vs_japanese(client, gemma):
 
 
 def test_counts_follow_the_language():
-    args = (70e9, 1.4e12, 5.88e23, "h100", 1024, 0.4)
-    ja = labs_tab._scaling_markdown(*args, "ja")
+    r = scaling.report(70e9, 1.4e12, 5.88e23, "h100", 1024, 0.4)
+    ja = labs_tab._scaling_markdown(r, "ja")
     assert "6 × 700 億 × 1.4 兆" in ja and "70B" not in ja
-    assert "6 × 70B × 1.4T" in labs_tab._scaling_markdown(*args, "en")
+    assert "6 × 70B × 1.4T" in labs_tab._scaling_markdown(r, "en")
     table = labs_tab._presets_markdown("ja")
     assert "| 1,750 億 | 3,000 億 |" in table  # GPT-3: N and D
     landscape, _ = labs_tab._scaling_figures(70e9, 1.4e12, 5.88e23, "ja")
@@ -255,3 +255,20 @@ def test_perplexity_languages_without_a_model(app_url):
 
     result = harness.call(app_url, "labs_perplexity_languages", ["lm", None, "bf16"])
     assert result.status == "error" and "Choose a model" in (result.message or "")
+
+
+def test_the_tab_module_does_no_maths():
+    # the arithmetic lives in llmviz.scaling / perplexity, with doctests (ARCHITECTURE.md)
+    src = (config.ROOT / "llmviz" / "ui" / "labs_tab.py").read_text()
+    for sign in (
+        "math.log(",
+        "math.exp(",
+        "/ 365",
+        "* 24",
+        "/ 1e9",
+        "/ 1e12",
+        "6 * ",
+        "3 * d",
+        "sum(",
+    ):
+        assert sign not in src, sign

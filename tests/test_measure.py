@@ -195,3 +195,10 @@ def test_allocator_peak_is_kept_only_for_a_fresh_load(tiny_llama):
     cached = measure.compare("tiny", tiny_llama, "fp32", "cuda", allocator_peak=10)
     assert fresh.measured.allocator_peak == total + 1000 and fresh.measured.total == total
     assert cached.measured.allocator_peak is None
+
+
+def test_largest_error_is_the_furthest_from_zero():
+    from llmviz import measure
+
+    assert measure.largest_error([0.1, -0.4, 0.2]) == 1
+    assert measure.largest_error([0.3]) == 0

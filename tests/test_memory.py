@@ -550,3 +550,31 @@ def test_scope_choices():
     with pytest.raises(UserError) as err:
         memory.counts_weights_only("all", True)
     assert err.value.key == "mem_scope_unknown"
+
+
+# --- arithmetic the tab used to do --------------------------------------------------------------
+
+
+def test_doctests():
+    import doctest
+
+    assert doctest.testmod(memory).failed == 0
+
+
+def test_stack_and_components_for_the_chart_and_table():
+    p = PRESETS["llama3-8b"]
+    s = memory.size_model(
+        p.label, ["bf16", "nf4"], breakdown=p.breakdown, arch=p.arch, context=8192
+    )
+    assert s.component_keys[0] == "linear" and "constants" in s.component_keys
+    stack = dict(s.stack_gb())
+    assert stack["constants"][0] == 0 and stack["constants"][1] > 0  # bf16 has none
+    for i, est in enumerate(s.estimates):
+        assert sum(v[i] for v in stack.values()) == pytest.approx(est.total_bytes / GB)
+    assert s.estimates[0].component("constants") is None
+    assert s.breakdown.linear_share == pytest.approx(p.breakdown.linear_params / p.params)
+    assert memory.gb_text(s.kv_bytes) == "1.07" and memory.mb_text(2.5e6) == "2.50"
+    assert not s.beyond_trained_context and not s.window_applies
+    g = PRESETS["gemma-3-270m"]
+    s = memory.size_model(g.label, ["bf16"], breakdown=g.breakdown, arch=g.arch, context=40_000)
+    assert s.beyond_trained_context and s.window_applies  # 32k trained, 512-token windows

@@ -237,3 +237,18 @@ def test_infinite_lab_sliders_state_their_range(app_url, index, value, limit):
     shown = result.message or ""
     assert result.status == "error" and ("maximum value" in shown or "minimum value" in shown)
     assert limit in shown or "minimum value" in shown
+
+
+def test_the_tab_module_does_no_maths():
+    # the arithmetic lives in llmviz.memory / quantize / measure, with doctests (ARCHITECTURE.md)
+    src = (ROOT / "llmviz" / "ui" / "memory_tab.py").read_text()
+    for sign in (
+        "np.linspace",
+        "np.median",
+        "np.abs",
+        "/ 1e6",
+        "/ memory.GB",
+        "removeprefix",
+        "sum(",
+    ):
+        assert sign not in src, sign

@@ -235,3 +235,23 @@ def test_real_gemma_bf16_vs_nf4(gemma):
     assert 0.7 < b.perplexity / a.perplexity < 1.5
     spans = surprisal_spans(a, gemma.tokenizer)
     assert "".join(sp.text for sp in spans) == EN
+
+
+def test_doctests():
+    import doctest
+
+    from llmviz import perplexity
+
+    assert doctest.testmod(perplexity).failed == 0
+
+
+def test_bits_and_probabilities_per_token(tiny_llama, tiny_tokenizer):
+    from llmviz.perplexity import nats_to_bits
+
+    s = score_text(tiny_llama, tiny_tokenizer, EN)
+    lp = np.asarray(s.logprobs)
+    np.testing.assert_allclose(s.surprisal_bits, -lp / math.log(2))
+    np.testing.assert_allclose(s.probabilities, np.exp(lp))
+    assert nats_to_bits(math.log(2) * 5) == pytest.approx(5)
+    assert s.total_bits == pytest.approx(s.surprisal_bits.sum())
+    assert s.min_context == s.window - s.stride

@@ -138,3 +138,20 @@ def test_bad_bits_messages_are_printable(bad):
     err.value.message.encode("utf-8")
     assert all(str(v).encode("utf-8") for v in err.value.params.values())
     assert quantize.check_bits(" 4 ") == 4
+
+
+def test_doctests():
+    import doctest
+
+    assert doctest.testmod(quantize).failed == 0
+
+
+def test_histogram_edges_are_symmetric_and_cover_every_weight(weights):
+    edges = quantize.histogram_edges(weights)
+    assert len(edges) == 121 and edges[0] == -edges[-1] == -np.abs(weights).max()
+    assert 0.0 in edges  # even bins: 0 on an edge, the spike of zeros stands alone
+    assert quantize.histogram(weights, edges).sum() == weights.size
+    assert quantize.histogram_edges(np.zeros((2, 2)), 4).tolist() == [-1, -0.5, 0, 0.5, 1]
+    amax, typical = quantize.magnitudes(weights)
+    assert amax == np.abs(weights).max() and typical == pytest.approx(np.median(np.abs(weights)))
+    assert quantize.lab_layer_slider(18) == (17, 3) and quantize.lab_layer_slider(1) == (0, 0)

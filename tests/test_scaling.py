@@ -167,3 +167,31 @@ def test_bad_values_are_refused_with_printable_messages(call, key):
 def test_numeric_text_is_accepted_like_the_number():
     assert scaling.training_time(1e23, "h100", "8", "0.4").n_gpus == 8
     assert scaling.check_params(" 7e9 ") == 7e9
+
+
+def test_doctests():
+    import doctest
+
+    assert doctest.testmod(scaling).failed == 0
+
+
+def test_report_holds_the_labs_numbers():
+    r = scaling.report("70e9", 1.4e12, 5.88e23, "a100", "1024", 0.4)
+    assert r.flops == pytest.approx(6 * 70e9 * 1.4e12)
+    assert r.equivalent_tokens == pytest.approx(3 * 1.4e12)  # 6ND / 2N
+    assert r.weights_bytes == 2 * 70e9 and r.tokens_per_param == pytest.approx(20)
+    assert r.loss == pytest.approx(by_hand_loss(70e9, 1.4e12))
+    assert r.time.n_gpus == 1024 and r.time.gpu is scaling.GPUS["a100"]
+    assert r.optimum == scaling.compute_optimal(5.88e23)
+    assert (r.compute_tps, r.memory_tps) == scaling.inference_tokens_per_second(70e9, "a100")
+    with pytest.raises(UserError) as err:
+        scaling.report(70e9, 1.4e12, 0, "a100", 8, 0.4)
+    assert err.value.key == "scaling_c_positive"
+
+
+def test_duration_units_and_the_verdict():
+    assert scaling.duration(730) == (2.0, "years")
+    assert scaling.duration(1) == (1, "days")
+    assert scaling.duration(0.5) == (12.0, "hours")
+    v = scaling.chinchilla_vs_gopher()
+    assert v.flops_ratio == pytest.approx(5.88e23 / 5.04e23)

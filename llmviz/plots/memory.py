@@ -102,24 +102,27 @@ def memory_bars(
 
 def predicted_vs_measured(
     labels: Sequence[str],
-    predicted_mb: Sequence[float],
-    measured_mb: Sequence[float],
+    predicted_bytes: Sequence[float],
+    measured_bytes: Sequence[float],
     names: tuple[str, str],
     title: str,
     y_label: str,
 ) -> go.Figure:
+    """Predicted and measured bytes side by side, drawn in decimal MB (``y_label`` says so)."""
     x = list(range(len(labels)))
+    predicted_mb = np.asarray(predicted_bytes, dtype=float) / 1e6
+    measured_mb = np.asarray(measured_bytes, dtype=float) / 1e6
     fig = go.Figure()
     fig.add_bar(
         x=x,
-        y=list(predicted_mb),
+        y=predicted_mb,
         name=names[0],
         marker_color="#a5b4fc",
         hovertemplate="%{y:.1f} MB<extra></extra>",
     )
     fig.add_bar(
         x=x,
-        y=list(measured_mb),
+        y=measured_mb,
         name=names[1],
         marker_color="#4338ca",
         hovertemplate="%{y:.1f} MB<extra></extra>",

@@ -21,7 +21,7 @@ import numpy as np
 
 from llmviz import config, scaling
 from llmviz.errors import UserError
-from llmviz.memory import count_words
+from llmviz.memory import count_words, gb_text
 from llmviz.models import PRECISIONS, get_spec
 from llmviz.models.device import default_precision
 from llmviz.perplexity import (
@@ -80,11 +80,8 @@ def _words(lang: str, prefix: str, keys: tuple[str, ...]) -> dict[str, str]:
 
 # --- scaling -------------------------------------------------------------------------------------
 def _fmt_time(days: float, lang: str) -> str:
-    if days >= 365:
-        return text("labs.sc.years", lang, v=f"{days / 365:,.1f}")
-    if days >= 1:
-        return text("labs.sc.days", lang, v=f"{days:,.1f}")
-    return text("labs.sc.hours", lang, v=f"{days * 24:,.2f}")
+    value, unit = scaling.duration(days)
+    return text(f"labs.sc.{unit}", lang, v=f"{value:,.{2 if unit == 'hours' else 1}f}")
 
 
 def _count(lang: str):
@@ -92,23 +89,19 @@ def _count(lang: str):
     return functools.partial(count_words, lang=lang, short=True)
 
 
-def _scaling_markdown(n, d, budget, gpu, n_gpus, util, lang) -> str:
+def _scaling_markdown(r: scaling.Report, lang: str) -> str:
     h, s = _count(lang), plots.sci
-    c = scaling.training_flops(n, d)
-    tt = scaling.training_time(c, gpu, n_gpus, util)
-    inf = scaling.inference_flops_per_token(n)
-    compute_tps, memory_tps = scaling.inference_tokens_per_second(n, gpu)
-    terms = scaling.loss_terms(n, d)
-    opt = scaling.compute_optimal(budget)
+    tt, opt, terms = r.time, r.optimum, r.terms
     return text(
         "labs.sc.result", lang,
-        n=h(n), d=h(d), c=s(c), gpu=tt.gpu.name, n_gpus=f"{tt.n_gpus:,}", util=f"{util:.0%}",
-        time=_fmt_time(tt.days, lang), gpu_hours=h(tt.gpu_hours),
-        peak=f"{tt.gpu.peak_flops / 1e12:,.1f}", inf=s(inf), ratio=h(3 * d),
-        compute_tps=f"{compute_tps:,.0f}", weights_gb=f"{2 * n / 1e9:,.1f}", gpu_mem=f"{tt.gpu.memory_gb:g}", memory_tps=f"{memory_tps:,.0f}",
+        n=h(r.n_params), d=h(r.n_tokens), c=s(r.flops), gpu=tt.gpu.name, n_gpus=f"{tt.n_gpus:,}",
+        util=f"{tt.utilization:.0%}", time=_fmt_time(tt.days, lang), gpu_hours=h(tt.gpu_hours),
+        peak=f"{tt.gpu.peak_tflops:,.1f}", inf=s(r.inference_flops), ratio=h(r.equivalent_tokens),
+        compute_tps=f"{r.compute_tps:,.0f}", weights_gb=gb_text(r.weights_bytes),
+        gpu_mem=f"{tt.gpu.memory_gb:g}", memory_tps=f"{r.memory_tps:,.0f}",
         term_n=f"{terms[0]:.3f}", term_d=f"{terms[1]:.3f}", l0=f"{terms[2]:.2f}",
-        loss=f"{sum(terms):.3f}", tpp=f"{d / n:,.1f}",
-        budget=s(budget), n_opt=h(opt.n_params), d_opt=h(opt.n_tokens),
+        loss=f"{r.loss:.3f}", tpp=f"{r.tokens_per_param:,.1f}",
+        budget=s(opt.flops), n_opt=h(opt.n_params), d_opt=h(opt.n_tokens),
         loss_opt=f"{opt.loss:.3f}", tpp_opt=f"{opt.tokens_per_param:,.0f}",
     )  # fmt: skip
 
@@ -125,18 +118,18 @@ def _presets_markdown(lang: str) -> str:
             f" | {h(r.optimum.n_params)} / {h(r.optimum.n_tokens)}"
             f" | {r.optimum.loss:.3f} |"
         )
-    ch, go_ = scaling.summarize("chinchilla"), scaling.summarize("gopher")
+    v = scaling.chinchilla_vs_gopher()
     rows.append("")
     rows.append(
         text(
             "labs.sc.verdict",
             lang,
-            c_ch=plots.sci(ch.flops),
-            c_go=plots.sci(go_.flops),
-            l_ch=f"{ch.loss:.3f}",
-            l_go=f"{go_.loss:.3f}",
-            ratio=f"{ch.flops / go_.flops:.2f}",
-        )  # fmt: skip
+            c_ch=plots.sci(v.chinchilla.flops),
+            c_go=plots.sci(v.gopher.flops),
+            l_ch=f"{v.chinchilla.loss:.3f}",
+            l_go=f"{v.gopher.loss:.3f}",
+            ratio=f"{v.flops_ratio:.2f}",
+        )
     )
     return "\n".join(rows)
 
@@ -200,12 +193,9 @@ def _scaling_figures(n, d, budget, lang):
 @handler
 def _on_scaling(n, d, budget, gpu, n_gpus, util, request: gr.Request):
     lang = lang_of(request)
-    scaling.check_params(n)
-    scaling.check_tokens(d)
-    scaling.check_budget(budget)
-    md = _scaling_markdown(float(n), float(d), float(budget), gpu, n_gpus, util, lang)
-    landscape, profiles = _scaling_figures(float(n), float(d), float(budget), lang)
-    return md, landscape, profiles, _presets_markdown(lang)
+    r = scaling.report(n, d, budget, gpu, n_gpus, util)
+    landscape, profiles = _scaling_figures(r.n_params, r.n_tokens, r.optimum.flops, lang)
+    return _scaling_markdown(r, lang), landscape, profiles, _presets_markdown(lang)
 
 
 @handler
@@ -230,7 +220,7 @@ def _build_scaling() -> None:
                 start.n_tokens, label=t("labs.sc.d"), info=t("labs.sc.d_info"), elem_id="labs-sc-d"
             )
             budget = gr.Number(
-                6 * start.n_params * start.n_tokens, label=t("labs.sc.budget"),
+                scaling.training_flops(start.n_params, start.n_tokens), label=t("labs.sc.budget"),
                 info=t("labs.sc.budget_info"), elem_id="labs-sc-budget",
             )  # fmt: skip
             gpu = gr.Dropdown(
@@ -275,20 +265,20 @@ def _span_rows(
 ) -> tuple[list[tuple[str, float, str]], np.ndarray, np.ndarray]:
     spans = surprisal_spans(score, tokenizer)
     expected = token_labels(tokenizer, [max(i, 0) for i in score.predicted_ids])
+    bits, probs = score.surprisal_bits, score.probabilities
     rows = []
     for sp in spans:
         parts = []
         for i in sp.token_indices:
-            lp = score.logprobs[i]
-            if math.isnan(lp):
+            if math.isnan(bits[i]):
                 parts.append(text("labs.ppl.unscored", lang))
             else:
                 parts.append(
                     text(
                         "labs.ppl.hover",
                         lang,
-                        bits=f"{-lp / math.log(2):.2f}",
-                        p=f"{math.exp(lp):.3g}",
+                        bits=f"{bits[i]:.2f}",
+                        p=f"{probs[i]:.3g}",
                         expected=expected[i],
                     )
                 )
@@ -342,7 +332,7 @@ def _summary(runs: list[tuple[str, TextScore, Any]], lang: str) -> str:
                     window=s.window,
                     stride=s.stride,
                     windows=s.n_windows,
-                    ctx=s.window - s.stride,
+                    ctx=s.min_context,
                 )  # fmt: skip
             )
     return "\n\n".join(paragraphs)

@@ -13,7 +13,6 @@ import math
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from llmviz import config, measure, memory, quant_quality, quantize
@@ -30,20 +29,6 @@ LAB_MATRICES = (
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
 )  # fmt: skip
-
-
-def _gb(x: float) -> str:
-    """Decimal GB for a table: 3 significant digits, no scientific notation."""
-    v = x / memory.GB
-    if 0 < v < 0.001:
-        return "< 0.001"
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
-
-
-def _short(precision: str) -> str:
-    """x-axis label: "int8", "nf4", "Q4_K_M" (the table header says more)."""
-    p = memory.PRECISIONS[precision]
-    return p.label.removeprefix("GGUF ") if p.kind == "gguf" else p.key
 
 
 @handler
@@ -109,11 +94,9 @@ def _summary(
                 moe=moe,
             )
         )
-        share = s.breakdown.linear_params / s.breakdown.total
         note = text("mem.summary.experts_note", lang) if s.breakdown.experts else ""
-        lines.append(
-            text("mem.summary.bnb", lang, linear=f"{share:.0%}", experts_note=note, rest=rest)
-        )
+        share = f"{s.breakdown.linear_share:.0%}"
+        lines.append(text("mem.summary.bnb", lang, linear=share, experts_note=note, rest=rest))
     else:
         lines.append(
             text(
@@ -131,12 +114,12 @@ def _summary(
             context=_count(context),
             batch=batch,
             dtype=kv_dtype,
-            kv=f"{_gb(s.kv_bytes)} GB",
-            mha=f"{_gb(s.kv_bytes_without_gqa or 0)} GB",
+            kv=f"{memory.gb_text(s.kv_bytes)} GB",
+            mha=f"{memory.gb_text(s.kv_bytes_without_gqa or 0)} GB",
         )
-        if a.max_context and context > a.max_context:
+        if s.beyond_trained_context:
             kv += text("mem.summary.beyond", lang, max=_count(a.max_context))
-        if a.sliding_window and a.sliding_layers and context > a.sliding_window:
+        if s.window_applies:
             kv += text(
                 "mem.summary.kv_window",
                 lang,
@@ -162,7 +145,7 @@ def _gap(s: memory.Sizing, lang: str) -> str:
         with_kv=g.with_kv,
         serving=g.serving,
         overhead=config.MEMORY_CUDA_OVERHEAD_GB,
-        kv=f"{_gb(g.kv_bytes or 0)} GB",
+        kv=f"{memory.gb_text(g.kv_bytes or 0)} GB",
         context=_count(s.context),
         batch=s.batch,
     )
@@ -174,23 +157,22 @@ def _gap(s: memory.Sizing, lang: str) -> str:
 
 
 def _breakdown_table(s: memory.Sizing, lang: str) -> pd.DataFrame:
-    keys: list[str] = []
-    for est in s.estimates:
-        keys += [c.key for c in est.components if c.key not in keys]
     rows = []
-    for key in keys:
+    for key in s.component_keys:
         row = [text(f"mem.comp.{key}", lang)]
         for est in s.estimates:
-            comp = next((c for c in est.components if c.key == key), None)
+            comp = est.component(key)
             row.append(
                 ""
                 if comp is None
-                else f"{_gb(comp.bytes)} ({comp.dtype})"
+                else f"{memory.gb_text(comp.bytes)} ({comp.dtype})"
                 if comp.dtype != "-"
-                else _gb(comp.bytes)
+                else memory.gb_text(comp.bytes)
             )
         rows.append(row)
-    rows.append([text("mem.col.total", lang)] + [_gb(e.total_bytes) for e in s.estimates])
+    rows.append(
+        [text("mem.col.total", lang)] + [memory.gb_text(e.total_bytes) for e in s.estimates]
+    )
     cols = [text("mem.col.component", lang)] + [
         memory.PRECISIONS[e.precision].label for e in s.estimates
     ]
@@ -233,20 +215,10 @@ def _textbook_table(extra: memory.Sizing | None, lang: str) -> pd.DataFrame:
 
 
 def _bars(s: memory.Sizing, lang: str) -> Any:
-    keys: list[str] = []
-    for est in s.estimates:
-        keys += [c.key for c in est.components if c.key not in keys]
-    comps = [
-        (
-            key,
-            text(f"mem.comp.{key}", lang),
-            [sum(c.bytes for c in e.components if c.key == key) / memory.GB for e in s.estimates],
-        )
-        for key in keys
-    ]
+    comps = [(key, text(f"mem.comp.{key}", lang), gb) for key, gb in s.stack_gb()]
     lines = [(c.label, c.gb) for c in memory.CARD_SIZES if c.gb in (24, 80)]
     return plots.memory_bars(
-        [_short(e.precision) for e in s.estimates],
+        [memory.PRECISIONS[e.precision].short for e in s.estimates],
         comps,
         lines,
         text("mem.plot.title", lang, name=s.name),
@@ -402,11 +374,11 @@ def _pvm_outputs(rows: list[dict], lang: str):
             [
                 r["short"],
                 r["precision"],
-                f"{r['predicted'] / 1e6:,.2f}",
-                f"{r['measured'] / 1e6:,.2f}",
+                memory.mb_text(r["predicted"]),
+                memory.mb_text(r["measured"]),
                 f"{r['error']:+.3f} %",
-                f"{r['footprint'] / 1e6:,.2f}",
-                f"{r['state'] / 1e6:,.2f}",
+                memory.mb_text(r["footprint"]),
+                memory.mb_text(r["state"]),
                 f"{r['load']:.1f}",
             ]
             for r in rows
@@ -415,17 +387,17 @@ def _pvm_outputs(rows: list[dict], lang: str):
     )
     if any(r.get("peak") for r in rows):  # CUDA: the allocator's peak during each fresh load
         table[text("mem.col.peak", lang)] = [
-            f"{r['peak'] / 1e6:,.2f}" if r.get("peak") else "" for r in rows
+            memory.mb_text(r["peak"]) if r.get("peak") else "" for r in rows
         ]
     fig = plots.predicted_vs_measured(
         [f"{r['short']}<br>{r['precision']}" for r in rows],
-        [r["predicted"] / 1e6 for r in rows],
-        [r["measured"] / 1e6 for r in rows],
+        [r["predicted"] for r in rows],
+        [r["measured"] for r in rows],
         (text("mem.plot.predicted", lang), text("mem.plot.measured", lang)),
         text("mem.plot.pvm", lang),
         text("mem.plot.pvm_y", lang),
     )
-    worst = max(rows, key=lambda r: abs(r["error"]))
+    worst = rows[measure.largest_error([r["error"] for r in rows])]
     note = text(
         "mem.pvm.note",
         lang,
@@ -523,8 +495,8 @@ def _on_lab(model_key, layer, matrix, bits, method, request: gr.Request, progres
     chosen = (
         next(r for r in results if r.method == method) if method in quantize.METHODS else results[3]
     )
-    amax = float(np.abs(w).max())
-    edges = np.linspace(-amax, amax, 121)
+    amax, typical = quantize.magnitudes(w)
+    edges = quantize.histogram_edges(w)
     name = f"{loaded.spec.display.split(' (')[0]} · {matrix}"
     hist = plots.weight_histogram(
         edges,
@@ -559,7 +531,7 @@ def _on_lab(model_key, layer, matrix, bits, method, request: gr.Request, progres
         rows=_count(w.shape[0]),
         cols=_count(w.shape[1]),
         amax=f"{amax:.3g}",
-        typical=f"{float(np.median(np.abs(w))):.3g}",
+        typical=f"{typical:.3g}",
         bits=bits,
         naive=f"{by['naive'].zero_share:.0%}",
         block=f"{by['block'].zero_share:.0%}",
@@ -607,8 +579,8 @@ def _build_lab() -> None:
 
 @handler
 def _on_lab_model(model_key, request: gr.Request):
-    layers = hub_config.count_model(model_key).arch.num_layers
-    return gr.update(maximum=max(layers - 1, 0), value=min(3, layers - 1))
+    last, value = quantize.lab_layer_slider(hub_config.count_model(model_key).arch.num_layers)
+    return gr.update(maximum=last, value=value)
 
 
 # --- 4. quality ---------------------------------------------------------------------------------
