@@ -272,3 +272,47 @@ def test_the_tab_module_does_no_maths():
         "sum(",
     ):
         assert sign not in src, sign
+
+
+# --- the Japanese page ----------------------------------------------------------------------------
+
+
+class _Request:
+    def __init__(self, language):
+        self.headers = {"accept-language": language}
+
+
+def test_japanese_page_opens_with_the_japanese_example():
+    key, txt = labs_tab._on_open(_Request("ja-JP,ja;q=0.9"))
+    assert key == "lm-ja" and txt == labs_tab.preset_text("lm-ja")
+    assert labs_tab._on_open(_Request("en-US"))[0] == "lm-en"
+
+
+def test_no_english_left_in_the_japanese_strings():
+    import re
+
+    data = json.loads((ASSETS / "i18n" / "labs.json").read_text(encoding="utf-8"))
+    for key, ja in data["ja"].items():
+        if ja == data["en"][key]:  # names and symbols only ("GPU", "C = {c} FLOPs")
+            assert not re.search(r"\b[a-z]{3,}\b", ja), (key, ja)
+    assert data["ja"]["labs.ppl.preset.lm-en"].startswith("英語")
+
+
+def test_japanese_axis_titles_are_horizontal(tiny_llama, tiny_tokenizer):
+    from llmviz.plots import labs as plots
+    from llmviz.ui.i18n import text
+
+    landscape, profiles = labs_tab._scaling_figures(70e9, 1.4e12, 5.88e23, "ja")
+    for fig, label in ((landscape, "labs.plot.d_axis"), (profiles, "labs.plot.loss")):
+        label = text(label, "ja")
+        assert not (fig.layout.yaxis.title.text or "")
+        notes = [a for a in fig.layout.annotations if a.text == label]
+        assert len(notes) == 1 and notes[0].textangle == 0
+    assert landscape.data[0].colorbar.title.side == "top"  # not turned 90°
+    s = score_text(tiny_llama, tiny_tokenizer, "吾輩は猫である。")
+    rows, x, y = labs_tab._span_rows(s, tiny_tokenizer, "ja")
+    words = labs_tab._words("ja", "labs.plot", ("chars_axis", "bits_axis", "cum_title"))
+    fig = plots.cumulative_bits_figure([("A", x, y, [r[2] for r in rows])], words)
+    assert not (fig.layout.yaxis.title.text or "")
+    assert [a.text for a in fig.layout.annotations] == [words["bits_axis"]]
+    assert "ビット" in rows[0][2]  # the hover text is Japanese too

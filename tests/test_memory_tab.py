@@ -252,3 +252,64 @@ def test_the_tab_module_does_no_maths():
         "sum(",
     ):
         assert sign not in src, sign
+
+
+# --- the Japanese page ----------------------------------------------------------------------------
+
+
+def test_no_english_left_in_the_japanese_strings():
+    data = json.loads((ASSETS / "i18n" / "memory.json").read_text(encoding="utf-8"))
+    for key, ja in data["ja"].items():
+        if ja == data["en"][key]:  # allowed only for names and symbols: "Llama 3 8B", "lm_head"
+            assert not re.search(r"\b[a-z]{3,}\b", ja), (key, ja)
+
+
+def test_japanese_page_names_the_presets_in_japanese():
+    from llmviz.ui import memory_tab
+
+    what = memory_tab._resolve("preset", "gpt3-175b", "", "", "ja")
+    assert what["name"] == "GPT-3 175B（教科書）" and what["textbook"]
+    names = memory_tab._textbook_table(None, "ja").iloc[:, 0].tolist()
+    assert names[0] == "GPT-2 1.5B（教科書）" and not any("textbook" in n for n in names)
+    assert memory_tab._resolve("preset", "gpt3-175b", "", "", "en")["name"] == (
+        "GPT-3 175B (textbook)"
+    )
+
+
+def test_quality_note_explains_the_english_text_in_japanese():
+    from llmviz import quant_quality
+    from llmviz.ui.i18n import text
+
+    # the Japanese note translates this exact prompt: change both together
+    assert (
+        quant_quality.SAMPLE_PROMPT == "The three most important things to know about the ocean are"
+    )
+    note = text("mem.quality.note", "ja", tokens=90, new=24, prompt=quant_quality.SAMPLE_PROMPT)
+    assert "海について知っておくべき最も大切な 3 つのことは" in note and "英語の文章" in note
+
+
+def _horizontal_title(fig, label):
+    """The y title is not plotly's rotated one but a horizontal annotation above the axis."""
+    assert not (fig.layout.yaxis.title.text or "")
+    notes = [a for a in fig.layout.annotations if a.text == label]
+    assert len(notes) == 1 and notes[0].textangle == 0 and notes[0].yref == "paper"
+
+
+def test_japanese_axis_titles_are_horizontal():
+    import numpy as np
+
+    from llmviz.plots import memory as plots
+    from llmviz.ui.i18n import text
+
+    y = text("mem.plot.y", "ja")
+    fig = plots.memory_bars(["bf16"], [("linear", "線形層", [3.0])], [("24 GB", 24.0)], "t", y)
+    _horizontal_title(fig, y)
+    y = text("mem.plot.pvm_y", "ja")
+    fig = plots.predicted_vs_measured(["a"], [2e6], [2.1e6], ("予測", "実測"), "t", y)
+    _horizontal_title(fig, y)
+    assert list(fig.data[0].y) == [2.0]  # bytes in, MB drawn
+    edges = np.linspace(-1, 1, 5)
+    counts = np.ones(4)
+    y = text("mem.plot.hist_y", "ja")
+    fig = plots.weight_histogram(edges, counts, counts, ("元", "後"), "t", "重みの値", y)
+    _horizontal_title(fig, y)

@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from llmviz.memory import count_words
+from llmviz.plots.memory import horizontal_y_title
 
 FONT = {"size": 15}
 PALETTE = ["#4f46e5", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#be185d"]
@@ -49,7 +50,7 @@ def _layout(fig: go.Figure, title: str, height: int = 560) -> go.Figure:
         title={"text": title, "x": 0.01, "font": {"size": 18}},
         font=FONT,
         height=height,
-        margin={"l": 70, "r": 30, "t": 60, "b": 60},
+        margin={"l": 70, "r": 30, "t": 90, "b": 60},
         plot_bgcolor="white",
         legend={"bgcolor": "rgba(255,255,255,0.85)", "font": {"size": 13}},
         hoverlabel={"font": {"size": 15}},
@@ -117,13 +118,11 @@ def _labelled_points(
 def _log_axis(fig: go.Figure, axis: str, lo: float, hi: float, title: str, count: Count) -> None:
     ticks, labels = _log_ticks(lo, hi, count)
     update = fig.update_xaxes if axis == "x" else fig.update_yaxes
-    update(
-        type="log",
-        range=[math.log10(lo), math.log10(hi)],
-        tickvals=ticks,
-        ticktext=labels,
-        title=title,
-    )
+    update(type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks, ticktext=labels)
+    if axis == "x":
+        fig.update_xaxes(title=title)
+    else:
+        horizontal_y_title(fig, title)
 
 
 def loss_landscape(
@@ -160,7 +159,8 @@ def loss_landscape(
             zmin=1.85,
             zmax=3.5,
             line={"width": 0.5, "color": "rgba(255,255,255,0.35)"},
-            colorbar={"title": {"text": words["loss"], "side": "right"}, "len": 0.9},
+            # the colour bar's title on top, horizontal (side="right" turns it 90°)
+            colorbar={"title": {"text": words["loss"], "side": "top"}, "len": 0.9},
             hovertemplate=(
                 f"N = %{{customdata[0]}} {words['params']}<br>D = %{{customdata[1]}} "
                 f"{words['tokens']}<br>L = %{{z:.3f}}<extra></extra>"
@@ -278,7 +278,8 @@ def isoflop_profiles(
     hi = max(float(c.n.max()) for c in curves)
     _log_axis(fig, "x", lo, hi, words["n_axis"], count)
     lowest = min(float(c.loss.min()) for c in curves)
-    fig.update_yaxes(title=words["loss"], range=[lowest - 0.08, max(lowest + 1.6, 3.6)])
+    fig.update_yaxes(range=[lowest - 0.08, max(lowest + 1.6, 3.6)])
+    horizontal_y_title(fig, words["loss"])
     return _layout(fig, words["isoflop_title"])
 
 
@@ -305,7 +306,8 @@ def cumulative_bits_figure(
             )
         )
     fig.update_xaxes(title=words["chars_axis"], rangemode="tozero")
-    fig.update_yaxes(title=words["bits_axis"], rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    horizontal_y_title(fig, words["bits_axis"])
     fig.update_layout(
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"}
     )

@@ -30,17 +30,40 @@ COLORS = {
 }
 
 
+def horizontal_y_title(fig: go.Figure, title: str) -> go.Figure:
+    """The y axis's title written horizontally above the axis, instead of plotly's title turned
+    90°: Japanese (and any long title) then reads in its own direction, left to right."""
+    fig.update_yaxes(title=None)
+    fig.add_annotation(
+        text=title,
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=1,
+        xanchor="left",
+        yanchor="bottom",
+        yshift=8,
+        showarrow=False,
+        textangle=0,
+        font=dict(size=13, color="#374151"),
+        name="y-title",
+    )
+    return fig
+
+
 def _layout(fig: go.Figure, title: str, height: int, legend_below: bool = False) -> go.Figure:
     legend = (
         dict(orientation="h", yanchor="top", y=-0.12, x=0.0, font=dict(size=13))
         if legend_below
-        else dict(orientation="h", yanchor="bottom", y=1.0, x=0.0, font=dict(size=13))
+        else dict(
+            orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right", font=dict(size=13)
+        )
     )
     fig.update_layout(
         title=dict(text=title, x=0.01, font=dict(size=17)),
         font=FONT,
         height=height,
-        margin=dict(l=60, r=20, t=60, b=50),
+        margin=dict(l=60, r=20, t=84, b=50),
         plot_bgcolor="white",
         legend=legend,
     )
@@ -96,7 +119,8 @@ def memory_bars(
     )
     fig.update_layout(barmode="stack", bargap=0.35)
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=list(columns))
-    fig.update_yaxes(title=y_label, rangemode="tozero", range=[0, ceiling])
+    fig.update_yaxes(rangemode="tozero", range=[0, ceiling])
+    horizontal_y_title(fig, y_label)
     return _layout(fig, title, 560, legend_below=True)
 
 
@@ -129,7 +153,8 @@ def predicted_vs_measured(
     )
     fig.update_layout(barmode="group", bargap=0.3)
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=list(labels))
-    fig.update_yaxes(title=y_label, rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    horizontal_y_title(fig, y_label)
     return _layout(fig, title, 380)
 
 
@@ -164,11 +189,12 @@ def weight_histogram(
     )
     fig.update_layout(barmode="overlay", bargap=0)
     fig.update_xaxes(title=x_label)
-    fig.update_yaxes(title=y_label, type="log")
+    fig.update_yaxes(type="log")
+    horizontal_y_title(fig, y_label)
     fig = _layout(fig, title, 400)
     fig.update_layout(
         title=dict(font=dict(size=15)),
-        margin=dict(t=80),
+        margin=dict(t=96),
         legend=dict(
             orientation="v",
             x=0.99,

@@ -393,6 +393,16 @@ def _on_text_preset(key):
     return preset_text(key)
 
 
+#: The example text a page opens with, in the visitor's language (the same content in both).
+OPENING_TEXT = {"en": "lm-en", "ja": "lm-ja"}
+
+
+@handler
+def _on_open(request: gr.Request):
+    key = OPENING_TEXT.get(lang_of(request), "lm-en")
+    return key, preset_text(key)
+
+
 def _build_perplexity() -> None:
     gr.Markdown(t("labs.ppl.explain"))
     precisions = list(PRECISIONS)
@@ -445,6 +455,9 @@ def _build_perplexity() -> None:
 
     outputs = [summary, html_a, html_b, curve]
     preset.input(_on_text_preset, [preset], [txt], api_name="labs_text_preset", **LIGHT)
+    root = gr.context.Context.root_block
+    if root is not None:  # a Japanese page opens with the Japanese version of the example
+        root.load(_on_open, None, [preset, txt], api_name=False, **LIGHT)
     score.click(
         _on_score,
         [txt, model_a, prec_a, model_b, prec_b],

@@ -41,7 +41,14 @@ def _count(n: int) -> str:
 
 
 # --- 1. calculator ------------------------------------------------------------------------------
-def _resolve(source: str, preset_key: str, params_text: str, hub_id: str) -> dict[str, Any]:
+def _preset_name(key: str, lang: str) -> str:
+    """A preset's name in ``lang``: "GPT-3 175B (textbook)", 「GPT-3 175B（教科書）」."""
+    return text(f"mem.preset.name.{key}", lang)
+
+
+def _resolve(
+    source: str, preset_key: str, params_text: str, hub_id: str, lang: str
+) -> dict[str, Any]:
     """What to size: name, count, breakdown, attention shape (None when unknown) and whether it
     is a textbook case (a textbook preset, or a bare count sized by the textbook's formula)."""
     if source == "params":
@@ -58,7 +65,7 @@ def _resolve(source: str, preset_key: str, params_text: str, hub_id: str) -> dic
         )
     preset = get_preset(preset_key)
     return dict(
-        name=preset.label,
+        name=_preset_name(preset.key, lang),
         params=preset.params,
         breakdown=preset.breakdown,
         arch=preset.kv_arch,
@@ -198,7 +205,7 @@ def _fit_table(s: memory.Sizing, lang: str) -> pd.DataFrame:
 
 
 def _textbook_table(extra: memory.Sizing | None, lang: str) -> pd.DataFrame:
-    rows = [memory.textbook_row(PRESETS[k].label, PRESETS[k].params) for k in TEXTBOOK_KEYS]
+    rows = [memory.textbook_row(_preset_name(k, lang), PRESETS[k].params) for k in TEXTBOOK_KEYS]
     if extra is not None and extra.params not in {r.params for r in rows}:
         rows.append(memory.textbook_row(extra.name, extra.params))
     cols = [text("mem.col.model_name", lang), text("mem.col.params", lang)]
@@ -241,7 +248,7 @@ def _on_calculate(
     request: gr.Request,
 ):
     lang = lang_of(request)
-    what = _resolve(source, preset_key, params_text, hub_id)
+    what = _resolve(source, preset_key, params_text, hub_id, lang)
     ctx, bsz = memory.check_context_batch(context, batch)
     weights_only = memory.counts_weights_only(scope, what["textbook"])
     s = memory.size_model(
@@ -289,7 +296,7 @@ def _build_calculator() -> None:
                 elem_id="mem-source",
             )
             preset = gr.Dropdown(
-                [(p.label, k) for k, p in PRESETS.items()],
+                [(t(f"mem.preset.name.{k}"), k) for k in PRESETS],
                 value="llama3-8b",
                 label=t("mem.preset"),
                 elem_id="mem-preset",

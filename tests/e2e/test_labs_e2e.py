@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from llmviz.ui import labs_tab
 from tests.e2e.conftest import open_tab
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +63,12 @@ def test_perplexity_lab_in_the_browser(open_app, shot_dir, locale):
     open_tab(page, "labs")
     page.locator("#labs-ppl-button").click()
     page.wait_for_selector("#labs-ppl", state="visible", timeout=10_000)
+    opening = labs_tab.preset_text("lm-en" if locale == "en-US" else "lm-ja")
+    page.wait_for_function(  # a Japanese page opens with the Japanese example text
+        "t => document.querySelector('#labs-ppl-text textarea').value === t",
+        arg=opening,
+        timeout=30_000,
+    )
     if locale == "en-US":  # the default: Gemma vs SmolLM2 on the same English text
         page.locator("#labs-ppl-run").click()
     else:  # the same content in English and in Japanese, with Gemma

@@ -46,9 +46,17 @@ def test_memory_tab_japanese(open_app, shot_dir):
     open_tab(page, "memory")
     _wait_for_calculator(page)
     assert "KV ヘッド" in page.inner_text("#mem-summary")
+    assert "（80.3 億）" in page.inner_text("#mem-summary")  # not "8.03 十億"
     assert "量子化" in page.inner_text("#tab-memory")
+    # the textbook's GPT-3: 15 RTX 4090s by default, and the page says why serving needs 17
     page.locator("#mem-preset input").first.click()
-    page.get_by_role("option", name="Mixtral 8x7B (mixture of experts)").click()
+    page.get_by_role("option", name="GPT-3 175B（教科書）").click()
+    page.wait_for_selector("#mem-summary :text('1,750 億')", timeout=90_000)
+    summary = page.inner_text("#mem-summary")
+    assert "重みだけなら 15 枚" in summary and "17 枚" in summary
+    page.screenshot(path=str(shot_dir / "memory-ja-gpt3.png"), full_page=True)
+    page.locator("#mem-preset input").first.click()
+    page.get_by_role("option", name="Mixtral 8x7B（混合エキスパート）").click()
     page.wait_for_selector("#mem-summary :text('エキスパート')", timeout=90_000)
     page.screenshot(path=str(shot_dir / "memory-ja.png"), full_page=True)
     assert page.console_errors == []
