@@ -200,7 +200,8 @@ def test_counts_follow_the_language():
     table = labs_tab._presets_markdown("ja")
     assert "| 1,750 億 | 3,000 億 |" in table  # GPT-3: N and D
     landscape, _ = labs_tab._scaling_figures(70e9, 1.4e12, 5.88e23, "ja")
-    assert "1 兆" in landscape.layout.xaxis.ticktext and "1 億" in landscape.layout.yaxis.ticktext
+    assert "10 兆" in landscape.layout.xaxis.ticktext and "1 億" in landscape.layout.yaxis.ticktext
+    assert len(landscape.layout.xaxis.ticktext) <= 4 and landscape.layout.xaxis.tickangle == 0
 
 
 # --- infinities, a missing model and broken text (plain HTTP, as a script may send) ------------

@@ -40,9 +40,28 @@ def sci(x: float) -> str:
     return f"{mant:.3g}×10{sup}"
 
 
-def _log_ticks(lo: float, hi: float, count: Count) -> tuple[list[float], list[str]]:
-    vals = [10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
+def _log_ticks(
+    lo: float, hi: float, count: Count, most: int | None = None
+) -> tuple[list[float], list[str]]:
+    """Powers of ten from ``lo`` to ``hi``; with ``most``, every k-th one so at most ``most``
+    remain (labels such as "1,000 億" need room to stay horizontal)."""
+    exps = list(range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1))
+    step = math.ceil(len(exps) / most) if most else 1
+    vals = [10.0**e for e in exps[::step]]
     return vals, [count(v) for v in vals]
+
+
+def _wrap_unit(label: str) -> str:
+    """A title over a narrow colour bar: the unit in brackets on its own line.
+
+    >>> _wrap_unit("loss L (nats/token)"), _wrap_unit("損失 L（nats/トークン）")
+    ('loss L<br>(nats/token)', '損失 L<br>（nats/トークン）')
+    """
+    for bracket in (" (", "（"):
+        head, sep, tail = label.partition(bracket)
+        if sep:
+            return f"{head.rstrip()}<br>{sep.strip()}{tail}"
+    return label
 
 
 def _layout(fig: go.Figure, title: str, height: int = 560) -> go.Figure:
@@ -116,11 +135,12 @@ def _labelled_points(
 
 
 def _log_axis(fig: go.Figure, axis: str, lo: float, hi: float, title: str, count: Count) -> None:
-    ticks, labels = _log_ticks(lo, hi, count)
+    # x: few enough labels to stay horizontal (plotly turns crowded labels, Japanese sideways)
+    ticks, labels = _log_ticks(lo, hi, count, most=4 if axis == "x" else None)
     update = fig.update_xaxes if axis == "x" else fig.update_yaxes
     update(type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks, ticktext=labels)
     if axis == "x":
-        fig.update_xaxes(title=title)
+        fig.update_xaxes(title=title, tickangle=0)
     else:
         horizontal_y_title(fig, title)
 
@@ -160,7 +180,10 @@ def loss_landscape(
             zmax=3.5,
             line={"width": 0.5, "color": "rgba(255,255,255,0.35)"},
             # the colour bar's title on top, horizontal (side="right" turns it 90°)
-            colorbar={"title": {"text": words["loss"], "side": "top"}, "len": 0.9},
+            colorbar={
+                "title": {"text": _wrap_unit(words["loss"]), "side": "top", "font": {"size": 12}},
+                "len": 0.9,
+            },
             hovertemplate=(
                 f"N = %{{customdata[0]}} {words['params']}<br>D = %{{customdata[1]}} "
                 f"{words['tokens']}<br>L = %{{z:.3f}}<extra></extra>"

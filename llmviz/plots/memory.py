@@ -194,7 +194,7 @@ def weight_histogram(
     fig = _layout(fig, title, 400)
     fig.update_layout(
         title=dict(font=dict(size=15)),
-        margin=dict(t=96),
+        margin=dict(t=112),  # two title lines, then the horizontal y title
         legend=dict(
             orientation="v",
             x=0.99,
