@@ -42,7 +42,7 @@ def build() -> Blocks:
             gr.Markdown(t("common.title"), elem_id="llmviz-title")
             gr.Markdown(t("common.subtitle"))
         models_panel.build()
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # at 800 px a menu hid two lessons behind "…"
             for name, module in TABS:
                 with gr.Tab(t(f"tabs.{name}"), id=name, elem_id=f"tab-{name}"):
                     module.build()

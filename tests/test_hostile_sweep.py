@@ -13,9 +13,10 @@ For every call:
 * the answer is a normal result or an error whose message is not a stack trace;
 * no call hangs, the server still answers a trivial request afterwards;
 * a well-typed bad value (a string for a text box, any number for a number field) never gets
-  llmviz's "Something went wrong inside llmviz" (an unexpected exception in a handler); one a
-  browser can send never gets gradio's hidden error either (an exception outside ``@handler``,
-  e.g. in a component's preprocessing); wrong types only must not leak a trace;
+  llmviz's "Something went wrong inside llmviz" (an unexpected exception in a handler); no
+  value at all gets gradio's hidden error (``error: null``, an exception outside ``@handler``,
+  e.g. in a component's preprocessing: ``llmviz.ui.common.Blocks`` explains those); wrong
+  types only must not leak a trace;
 * HTML outputs never echo the ``<img onerror>`` payload unescaped;
 and after each endpoint's sweep a normal request to it still succeeds.
 
@@ -173,6 +174,9 @@ ESSENTIAL = {
     "file": "upload_binary",
     "other": "none",
 }
+#: Values every parameter of that kind gets too: each once reached a handler unexplained
+#: (TypeError from a tokenizer, OverflowError from int(inf)).
+ALWAYS = {"text": ("lone_surrogate",), "number": ("inf",), "choice": ("lone_surrogate",)}
 SCRIPT_ONLY = {"nan", "inf", "-inf"}
 # gr.SelectData for endpoints fed by a click (a browser sends [x, y] inside the picture)
 EVENTS: dict[str, tuple[Any, str]] = {
@@ -242,7 +246,10 @@ def plan(endpoints: list[Endpoint], rotating: int = 1) -> list[Case]:
                 pool = {k: v for k, v in pool.items() if not k.startswith("remote")}
                 pool["unknown_choice"] = "no-such-choice"
             n = len(pool) if FULL else (0 if heavy else rotating)
-            names = [ESSENTIAL[kind]] + take(pool, kind + ":model" * model, n, ESSENTIAL[kind])
+            always = [v for v in ALWAYS.get(kind, ()) if v in pool]
+            names = [ESSENTIAL[kind], *always]
+            names += take(pool, kind + ":model" * model, n, ESSENTIAL[kind])
+            names = list(dict.fromkeys(names))
             cases += [
                 Case(
                     ep.name,
@@ -338,7 +345,7 @@ def check(ep: Endpoint, case: Case, res: CallResult) -> list[str]:
         # preprocessing may reject script-only values with its bare error.
         if msg is not None and INTERNAL.search(msg) and case.reach != "wrong":
             problems.append(f"{where}: unexpected exception in the handler ({msg[:160]})")
-        if msg is None and case.reach == "browser":
+        if msg is None:  # API callers too must be told what was wrong, whatever they sent
             problems.append(f"{where}: gradio hid an exception raised outside @handler")
     else:
         for html in _html_outputs(ep, res.data):

@@ -68,6 +68,12 @@ class LoadedModel:
 _loaded: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _registry_lock = threading.Lock()
+#: Held while a model or a tokenizer is read (first-time GGUF conversion included). transformers
+#: imports most of itself lazily, at first use; two worker threads doing that at once (a model
+#: load in the model lane, a tokenizer in the light lane) can be handed a half-initialised
+#: module ("cannot import name 'AutoModelForCausalLM' from 'transformers'", seen in the browser
+#: tests). Loads are rare (each result is kept), so serialising them costs nothing after start.
+LIBRARY_LOCK = threading.RLock()
 #: Tokenizers by (catalog key, source), shared by every precision of a model and by the
 #: tokenizer tab: Gemma's 262k-entry tokenizer takes seconds to build, its weights about one.
 _tokenizers: OrderedDict[tuple[str, str], Any] = OrderedDict()
@@ -120,9 +126,10 @@ def load_model(name: str, precision: str = "auto", progress: Progress | None = N
             if slot in _loaded:
                 return _loaded[slot]
         start = time.perf_counter()
-        source = _weights_source(spec, progress)
-        progress(0.8, f"Loading {spec.display} at {precision}")
-        model, tokenizer = _from_pretrained(spec, source, precision)
+        with LIBRARY_LOCK:
+            source = _weights_source(spec, progress)
+            progress(0.8, f"Loading {spec.display} at {precision}")
+            model, tokenizer = _from_pretrained(spec, source, precision)
         item = LoadedModel(
             spec=spec,
             model=model,
@@ -144,8 +151,9 @@ def load_tokenizer(name: str, progress: Progress | None = None) -> Any:
         for (key, _), item in _loaded.items():
             if key == spec.key:
                 return item.tokenizer
-    source = _weights_source(spec, progress or _no_progress)
-    return _guard(spec, lambda: _shared_tokenizer(spec, source))
+    with LIBRARY_LOCK:
+        source = _weights_source(spec, progress or _no_progress)
+        return _guard(spec, lambda: _shared_tokenizer(spec, source))
 
 
 def _shared_tokenizer(spec: ModelSpec, source: str) -> Any:

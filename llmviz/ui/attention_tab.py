@@ -62,6 +62,8 @@ PRESETS = [
     "Alice gave Bob a book because Bob had lent Alice a pen.",
 ]
 
+JA_PRESET = 1  # 吾輩は猫である: the default text in the Japanese UI
+
 
 @dataclass(frozen=True)
 class _Analysis:
@@ -299,6 +301,12 @@ def _on_find(a, pattern, token, hide, request: gr.Request):
     return screen
 
 
+@handler
+def _on_page(request: gr.Request):
+    """The default text in the reader's language (English readers keep the English classic)."""
+    return PRESETS[JA_PRESET] if lang_of(request) == "ja" else gr.skip()
+
+
 # --- layout ----------------------------------------------------------------------------------------
 def build() -> None:
     gr.Markdown(t("att.intro"))
@@ -337,9 +345,9 @@ def build() -> None:
             elem_id="attention-find",
         )
     with gr.Row():
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=560):  # narrower: the map goes full width
             head_plot = gr.Plot(show_label=False, elem_id="attention-head-map")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=320):
             head_md = gr.Markdown(elem_id="attention-head-info")
             with gr.Accordion(t("att.explain_title"), open=True):
                 gr.Markdown(t("att.explain"))
@@ -379,6 +387,9 @@ def build() -> None:
         stats=stats_plot,
     )
     run.click(_on_run, [txt, model, hide], screen, api_name="attention_run", **MODEL)
+    root = gr.context.Context.root_block
+    if root is not None:
+        root.load(_on_page, None, txt, api_name=False, **LIGHT)
     view_inputs = [state, layer, head, token, hide]
     # a slider's new value counts when it is let go, typed into its box (Enter) or stepped
     # with the arrow keys: .release covers the mouse, .input the keyboard

@@ -35,6 +35,7 @@ from llmviz.ui.i18n import lang_of, t, text
 
 PRECISION = config.COMPARE_PRECISION
 DEFAULT_PRESET = "capital_en"
+JA_PRESET = "capital_ja"  # the default in the Japanese UI
 SIDES = ("left", "right")
 COLORS = (BASE, INSTRUCT)
 
@@ -161,6 +162,12 @@ def _figure(panels: dict[int, Panel], lang: str) -> Any:
 def _on_preset(key: str):
     preset = compare.get_preset(key)
     return preset.prompt, preset.examples_text, preset.task, preset.shots
+
+
+@handler
+def _on_page(request: gr.Request):
+    """The default question in the reader's language (its preset fills the rest)."""
+    return JA_PRESET if lang_of(request) == "ja" else gr.skip()
 
 
 @handler
@@ -369,8 +376,13 @@ def build() -> None:
                 elem_id="cmp-pair",
             )
             with gr.Row():
-                left_dd = model_dropdown(t("cmp.left_model"), left0, elem_id="cmp-left-model")
-                right_dd = model_dropdown(t("cmp.right_model"), right0, elem_id="cmp-right-model")
+                # min_width: in a narrow column the boxes stack instead of clipping the names
+                left_dd = model_dropdown(
+                    t("cmp.left_model"), left0, elem_id="cmp-left-model", min_width=240
+                )
+                right_dd = model_dropdown(
+                    t("cmp.right_model"), right0, elem_id="cmp-right-model", min_width=240
+                )
             note = gr.Markdown(t("cmp.pair_note_cross"), elem_id="cmp-pair-note")
         with gr.Column(scale=2):
             with gr.Accordion(t("cmp.settings"), open=True):
@@ -448,6 +460,8 @@ def build() -> None:
     )
     root = gr.context.Context.root_block
     on_load = [root.load] if root is not None else []
+    if root is not None:  # preset_dd.change then fills the question and its examples
+        root.load(_on_page, None, preset_dd, api_name=False, **LIGHT)
     gr.on(
         [left_dd.change, right_dd.change, *on_load],
         _on_models,

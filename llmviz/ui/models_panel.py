@@ -10,7 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from llmviz.models import CATALOG, PRECISIONS, offered_keys
-from llmviz.ui.common import MODEL, get_model, handler
+from llmviz.ui.common import LIGHT, MODEL, get_model, handler
 from llmviz.ui.i18n import lang_of, t, text
 
 
@@ -66,6 +66,9 @@ def build() -> None:
             value=catalog_rows("en"),
             interactive=False,
             wrap=True,
+            # without widths the short "✓" column shrank until its header ran one letter a line
+            column_widths=["20%", "18%", "9%", "10%", "18%", "12%", "13%"],
+            elem_id="models-table",
         )
         with gr.Row():
             name = gr.Dropdown(
@@ -82,5 +85,6 @@ def build() -> None:
             load = gr.Button(t("models.load"), variant="primary", scale=1)
         status = gr.Markdown(elem_id="models-status")
         load.click(_on_load, [name, precision], status, api_name="models_load", **MODEL)
-        # On page load: the table again, in the reader's language.
-        gr.on(triggers=None, fn=_on_catalog, outputs=table, api_name="models_catalog", **MODEL)
+        # On page load: the table again, in the reader's language. LIGHT: a page load must not
+        # wait in the model lane behind a class's generations (it reads the catalog only).
+        gr.on(triggers=None, fn=_on_catalog, outputs=table, api_name="models_catalog", **LIGHT)

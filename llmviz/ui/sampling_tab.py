@@ -69,6 +69,9 @@ class Screen(Outputs):
     state: Any = state_field()
 
 
+#: The experiment's own prompt: at temperature 0 Gemma 3 270M repeats itself here (「懐かしい懐かしい…」,
+#: the textbook's point about greedy decoding), while 「こんにちは、」 only gives markup (<strong>…).
+EXPERIMENT_PROMPT = "昔々、あるところに"
 DEFAULT_SEED = 42
 DEFAULT_N_TOKENS = 30
 PRECISION = config.SAMPLING_PRECISION
@@ -507,9 +510,9 @@ def build() -> None:
     summary = gr.Markdown(elem_id="sampling-summary")
     stats = gr.HTML(elem_id="sampling-stats")
     with gr.Row():
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=480):  # narrower: the charts stack
             bars = gr.Plot(show_label=False, elem_id="sampling-bars")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=360):
             curve = gr.Plot(show_label=False, elem_id="sampling-curve")
     with gr.Row(equal_height=True):
         force_choice = gr.Dropdown(
@@ -538,7 +541,15 @@ def build() -> None:
         history = gr.Dataframe(interactive=False, wrap=True, elem_id="sampling-history")
     gr.Markdown(t("sampling.experiment_title"))
     gr.Markdown(t("sampling.experiment_intro"))
-    exp_btn = gr.Button(t("sampling.experiment_run"), elem_id="sampling-experiment")
+    with gr.Row(equal_height=True):
+        exp_prompt = gr.Textbox(
+            value=EXPERIMENT_PROMPT,
+            label=t("sampling.experiment_prompt"),
+            info=t("sampling.experiment_prompt_info"),
+            scale=3,
+            elem_id="sampling-experiment-prompt",
+        )
+        exp_btn = gr.Button(t("sampling.experiment_run"), scale=1, elem_id="sampling-experiment")
     exp_table = gr.Dataframe(
         interactive=False,
         wrap=True,
@@ -597,5 +608,6 @@ def build() -> None:
     )
     stop_btn.click(_on_stop, state, None, cancels=[gen_event], api_name="sampling_stop", **LIGHT)
     exp_btn.click(
-        _on_experiment, [prompt, model, seed], exp_table, api_name="sampling_experiment", **GENERATE
+        _on_experiment, [exp_prompt, model, seed], exp_table, api_name="sampling_experiment",
+        **GENERATE,
     )

@@ -32,6 +32,11 @@ def test_attention_tab_in_the_browser(open_app, shot_dir, locale):
     open_tab(page, "attention")
     tab = page.locator("#tab-attention")
     assert words["run"] in tab.inner_text()
+    if locale == "ja-JP":  # the Japanese UI opens on a Japanese text
+        page.wait_for_function(
+            "() => document.querySelector('#attention-text textarea').value.startsWith('吾輩')",
+            timeout=30_000,
+        )
     if PRESET[locale]:
         tab.locator(".gallery-item, button.gallery-item").nth(PRESET[locale]).click()
         page.wait_for_function(

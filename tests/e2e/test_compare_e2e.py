@@ -33,6 +33,11 @@ def test_compare_tab_in_the_browser(open_app, shot_dir, locale):
     assert "<bos>" in page.locator("#cmp-prompt-left").inner_text()
 
     if locale == "ja-JP":  # Japanese question, few-shot for the base model
+        # the Japanese UI opens on the Japanese question of the textbook
+        page.wait_for_function(
+            "() => document.querySelector('#cmp-prompt textarea').value === 'イギリスの首都は？'",
+            timeout=30_000,
+        )
         prompt = page.locator("#cmp-prompt textarea")
         prompt.fill("イギリスの首都は？")
         examples = page.locator("#cmp-examples textarea")
