@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmviz import config
+from llmviz import checks, config
 from llmviz.errors import UserError
 from llmviz.tokens import TokenPiece, hex_bytes, labels_of, visible
 
@@ -27,35 +27,25 @@ def check_text(text: Any, max_chars: int = config.MAX_TEXT_CHARS) -> list[str]:
     """Validate user text; return notes (i18n keys) about things worth pointing out.
 
     Raises ``UserError`` for: not a string, empty, over ``max_chars``, lone surrogates (not
-    encodable as UTF-8). Notes: ``"tok.note.control"`` (control characters), ``"tok.note.zwj"``
-    (emoji joined with ZWJ: one picture, several code points), ``"tok.note.combining"``.
+    encodable as UTF-8). Spaces alone are text (how is a space tokenized?). Notes:
+    ``"tok.note.control"`` (control characters), ``"tok.note.zwj"`` (emoji joined with ZWJ: one
+    picture, several code points), ``"tok.note.combining"``.
 
     >>> check_text("e\\u0301")
     ['tok.note.combining']
     """
-    if not isinstance(text, str):
+    if not isinstance(text, str):  # an API caller's None or number: say what was expected
         raise UserError("The text must be a string.", key="tok_empty")
-    if not text:
-        raise UserError("Type or paste some text to tokenize.", key="tok_empty")
-    if len(text) > max_chars:
-        raise UserError(
-            f"The text has {len(text):,} characters; the limit here is {max_chars:,}. "
-            "Paste a shorter passage.",
-            key="tok_too_long",
-            n=f"{len(text):,}",
-            limit=f"{max_chars:,}",
-        )
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise UserError(
-            f"The text contains a lone UTF-16 surrogate (U+{ord(text[err.start]):04X}) at "
-            f"position {err.start}: half of an emoji or rare character that lost its other half. "
-            "Copy the text again from its source.",
-            key="tok_surrogate",
-            code=f"U+{ord(text[err.start]):04X}",
-            pos=err.start,
-        ) from None
+    text = checks.text(
+        text,
+        max_chars,
+        empty_key="tok_empty",
+        empty_message="Type or paste some text to tokenize.",
+        long_key="tok_too_long",
+        long_message="The text has {n} characters; the limit here is {limit}. Paste a shorter "
+        "passage.",
+        allow_blank=True,
+    )
     notes = []
     if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text):
         notes.append("tok.note.control")

@@ -1,7 +1,7 @@
 """Training tokenizers with the ``tokenizers`` library: BPE, Unigram and WordPiece.
 
-* ``read_corpus`` / ``read_upload`` / ``builtin_corpus``: the text to train on, checked
-  (empty, too large, binary, not UTF-8).
+* ``read_corpus`` / ``read_upload`` / ``read_upload_file`` / ``builtin_corpus``: the text to
+  train on, checked (empty, too large, binary, not UTF-8; a file's size before it is read).
 * ``train``: one trained tokenizer (a ``TrainedTokenizer``: JSON string + facts), small enough
   to keep in a browser session's ``gr.State``.
 * ``first_merges``: the first merges BPE learned, in order, with how often each pair occurred.
@@ -17,14 +17,14 @@ spaces), WordPiece is BERT-style (``##`` marks a word's continuation).
 from __future__ import annotations
 
 import json
-import math
+import os
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmviz import bpe, config
+from llmviz import bpe, checks, config
 from llmviz.errors import UserError
 from llmviz.models.tokenizers import TokenizerAdapter, TokenizerInfo
 
@@ -45,58 +45,74 @@ def builtin_corpus() -> str:
 
 
 def read_corpus(text: Any) -> str:
-    """Check pasted corpus text: not empty, not over ``config.MAX_CORPUS_CHARS``, no surrogates."""
-    if not isinstance(text, str) or not text.strip():
+    """Check pasted corpus text: not empty, not over ``config.MAX_CORPUS_CHARS``, valid UTF-8
+    (a lone surrogate gets the same message as in every other text box)."""
+    return checks.text(
+        text,
+        config.MAX_CORPUS_CHARS,
+        empty_key="tok_corpus_empty",
+        empty_message="The corpus is empty: paste some text, upload a .txt file, or use the "
+        "built-in corpus.",
+        long_key="tok_corpus_too_long",
+        long_message="The corpus has {n} characters; the limit is {limit}. Use a shorter text.",
+    )
+
+
+def _megabytes(n: int, limit: int) -> tuple[str, str]:
+    """``n`` and ``limit`` bytes in MB with as many decimals as it takes to tell them apart.
+
+    >>> _megabytes(9_100_000, 8_000_000)
+    ('9.1', '8.0')
+    >>> _megabytes(8_000_001, 8_000_000)
+    ('8.000001', '8.000000')
+    """
+    for decimals in range(1, 7):
+        a, b = f"{n / 1e6:.{decimals}f}", f"{limit / 1e6:.{decimals}f}"
+        if a != b:
+            return a, b
+    return a, b
+
+
+def check_upload_size(n_bytes: int) -> None:
+    """Refuse an upload over ``config.TOK_MAX_UPLOAD_BYTES``, saying both sizes in MB."""
+    if n_bytes > config.TOK_MAX_UPLOAD_BYTES:
+        mb, limit = _megabytes(n_bytes, config.TOK_MAX_UPLOAD_BYTES)
         raise UserError(
-            "The corpus is empty: paste some text, upload a .txt file, or use the built-in corpus.",
-            key="tok_corpus_empty",
+            f"The uploaded file is {mb} MB; the limit is {limit} MB.",
+            key="tok_upload_too_big",
+            mb=mb,
+            limit=limit,
         )
-    if len(text) > config.MAX_CORPUS_CHARS:
-        raise UserError(
-            f"The corpus has {len(text):,} characters; the limit is {config.MAX_CORPUS_CHARS:,}. "
-            "Use a shorter text.",
-            key="tok_corpus_too_long",
-            n=f"{len(text):,}",
-            limit=f"{config.MAX_CORPUS_CHARS:,}",
-        )
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UserError(
-            "The corpus contains broken characters (lone surrogates). Copy it again from its source.",
-            key="tok_corpus_binary",
-        ) from None
-    return text
+
+
+def _not_text() -> UserError:
+    return UserError(
+        "The uploaded file is not UTF-8 text (it looks binary). Upload a plain .txt file "
+        "saved as UTF-8.",
+        key="tok_corpus_binary",
+    )
 
 
 def read_upload(data: bytes) -> str:
     """Decode an uploaded .txt file: UTF-8 text only (binary files are refused)."""
     if not data or not data.strip():
         raise UserError("The uploaded file is empty.", key="tok_upload_empty")
-    if len(data) > config.TOK_MAX_UPLOAD_BYTES:
-        raise UserError(
-            f"The uploaded file is {len(data) / 1e6:.1f} MB; the limit is "
-            f"{config.TOK_MAX_UPLOAD_BYTES / 1e6:.0f} MB.",
-            key="tok_upload_too_big",
-            mb=f"{len(data) / 1e6:.1f}",
-            limit=f"{config.TOK_MAX_UPLOAD_BYTES / 1e6:.0f}",
-        )
+    check_upload_size(len(data))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise UserError(
-            "The uploaded file is not UTF-8 text (it looks binary). Upload a plain .txt file "
-            "saved as UTF-8.",
-            key="tok_corpus_binary",
-        ) from None
+        raise _not_text() from None
     controls = sum(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in text[:100_000])
     if controls > max(8, len(text[:100_000]) // 100):  # NUL-ridden "text" is a binary file
-        raise UserError(
-            "The uploaded file is not UTF-8 text (it looks binary). Upload a plain .txt file "
-            "saved as UTF-8.",
-            key="tok_corpus_binary",
-        )
+        raise _not_text()
     return read_corpus(text)
+
+
+def read_upload_file(path: str | os.PathLike[str]) -> str:
+    """``read_upload`` of a file on disk; its size is checked before a byte is read."""
+    check_upload_size(os.path.getsize(path))
+    with open(path, "rb") as f:
+        return read_upload(f.read())
 
 
 def _lines(corpus: str) -> list[str]:
@@ -120,27 +136,34 @@ class TrainedTokenizer:
         return Tokenizer.from_str(self.json)
 
 
-def check_vocab_size(algorithm: str, vocab_size: Any) -> int:
-    if algorithm not in ALGORITHMS:
-        raise UserError(
-            f"Unknown algorithm '{str(algorithm)[:20]}'; choose BPE, Unigram or WordPiece.",
-            key="tok_algorithm",
-            name=str(algorithm)[:20],
-        )
-    try:
-        size = int(vocab_size)
-    except (TypeError, ValueError):
-        size = -1
-    low = BYTE_ALPHABET + 4 if algorithm == "bpe" else config.MIN_VOCAB_SIZE
-    if not low <= size <= config.MAX_VOCAB_SIZE:
-        raise UserError(
-            f"Vocabulary size must be between {low:,} and {config.MAX_VOCAB_SIZE:,} for "
-            f"{algorithm} (byte-level BPE starts with all 256 bytes).",
-            key="tok_vocab_range",
-            low=f"{low:,}",
-            high=f"{config.MAX_VOCAB_SIZE:,}",
-        )
-    return size
+def _low(algorithm: str) -> int:
+    return BYTE_ALPHABET + 4 if algorithm == "bpe" else config.MIN_VOCAB_SIZE
+
+
+def check_vocab_size(algorithm: Any, vocab_size: Any) -> int:
+    """A known algorithm and a whole vocabulary size it can be trained to.
+
+    >>> check_vocab_size("bpe", 2000.0)
+    2000
+    """
+    checks.one_of(
+        algorithm,
+        ALGORITHMS,
+        key="tok_algorithm",
+        message="Unknown algorithm '{value}'; choose BPE, Unigram or WordPiece.",
+    )
+    low = _low(algorithm)
+    return checks.whole(
+        vocab_size,
+        low,
+        config.MAX_VOCAB_SIZE,
+        key="tok_vocab_range",
+        message="Vocabulary size must be between {low} and {high} for {algorithm} (byte-level "
+        "BPE starts with all 256 bytes).",
+        low=f"{low:,}",
+        high=f"{config.MAX_VOCAB_SIZE:,}",
+        algorithm=algorithm,
+    )
 
 
 def _fresh(algorithm: str, vocab_size: int) -> tuple[Any, Any]:
@@ -260,14 +283,16 @@ def first_merges(trained: TrainedTokenizer, corpus: str, n: int = 30) -> list[Le
     ]
 
 
-def step_by_step(corpus: str, merges: int | float = 20) -> bpe.BPEResult:
+def step_by_step(corpus: str, merges: Any = 20) -> bpe.BPEResult:
     """The hand-written BPE on a small corpus, with runner-up pairs at each step."""
-    if isinstance(merges, bool) or not isinstance(merges, (int, float)) or not math.isfinite(merges):
-        raise UserError(
-            f"The number of merges must be a whole number from 1 to {config.TOK_STEP_MAX_MERGES}.",
-            key="tok_step_merges",
-            limit=config.TOK_STEP_MAX_MERGES,
-        )
+    merges = checks.whole(
+        merges,
+        1,
+        config.TOK_STEP_MAX_MERGES,
+        key="tok_step_merges",
+        message="The number of merges must be a whole number from 1 to {limit}.",
+        limit=config.TOK_STEP_MAX_MERGES,
+    )
     corpus = read_corpus(corpus)
     if len(corpus) > config.TOK_STEP_MAX_CHARS:
         raise UserError(
@@ -278,7 +303,6 @@ def step_by_step(corpus: str, merges: int | float = 20) -> bpe.BPEResult:
             limit=f"{config.TOK_STEP_MAX_CHARS:,}",
             n=f"{len(corpus):,}",
         )
-    merges = max(1, min(int(merges), config.TOK_STEP_MAX_MERGES))
     from tokenizers import pre_tokenizers
 
     pre = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -168,3 +168,34 @@ def test_bad_uploads_then_recovers(client, tmp_path, content, message):
             "upload", "", handle_file(str(path)), "bpe", 1000, "今日は", api_name="/tokenizer_train"
         )
     _ok(client)
+
+
+# --- messages in the right words ---------------------------------------------------------------
+def _raw_call(app_url, api_name, data, lang="en"):
+    """POST raw JSON (gradio_client cannot send a lone surrogate) and read the event stream."""
+    base = app_url.rstrip("/") + f"/gradio_api/call/{api_name}"
+    headers = {"content-type": "application/json", "accept-language": lang}
+    r = httpx.post(base, content=json.dumps({"data": data}), headers=headers)
+    return httpx.get(f"{base}/{r.json()['event_id']}", timeout=120).text
+
+
+@pytest.mark.parametrize(
+    ("lang", "says", "never"),
+    [("en", "lone UTF-16 surrogate (U+D83D)", "uploaded"), ("ja", "サロゲート", "アップロード")],
+)
+def test_a_surrogate_in_a_pasted_corpus_is_not_called_an_upload(app_url, lang, says, never):
+    data = ["paste", "pasted \ud83d corpus", None, "bpe", 1000, "今日は"]
+    events = _raw_call(app_url, "tokenizer_train", data, lang)
+    assert "event: error" in events
+    message = json.loads(events.split("event: error\ndata: ", 1)[1].splitlines()[0])["error"]
+    assert says in message and never not in message
+
+
+def test_a_big_upload_shows_its_own_size_and_the_limit(client, tmp_path):
+    path = tmp_path / "big.txt"
+    with open(path, "wb") as f:
+        f.truncate(9_100_000)
+    with pytest.raises(Exception, match=r"9\.1 MB; the limit is 8\.0 MB"):
+        client.predict(
+            "upload", "", handle_file(str(path)), "bpe", 1000, "今日は", api_name="/tokenizer_train"
+        )

@@ -101,7 +101,10 @@ def test_step_by_step_shows_runners_up():
         (("abc", "bpe", 100), "between"),
         (("abc", "bpe", config.MAX_VOCAB_SIZE + 1), "between"),
         (("abc", "bpe", "many"), "between"),
+        (("abc", "bpe", 1000.5), "between"),
+        (("abc", "bpe", float("nan")), "between"),
         (("abc", "sentencepiece", 1000), "Unknown algorithm"),
+        (("abc", None, 1000), "Unknown algorithm"),
         (("a\ud800b", "bpe", 1000), "surrogate"),
     ],
 )
@@ -118,11 +121,46 @@ def test_bad_training_input(args, match):
         (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "not UTF-8"),
         (b"text\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00 with NULs", "not UTF-8"),
         (b"x" * (config.TOK_MAX_UPLOAD_BYTES + 1), "limit"),
+        ("caf\u00e9".encode("latin-1") * 50, "not UTF-8"),
     ],
 )
 def test_bad_uploads(data, match):
     with pytest.raises(UserError, match=match):
         tt.read_upload(data)
+
+
+def test_a_lone_surrogate_in_pasted_text_is_not_called_an_upload():
+    with pytest.raises(UserError) as err:
+        tt.read_corpus("pasted text \ud83d with half an emoji")
+    assert err.value.key == "text_surrogate" and "U+D83D" in err.value.message
+    with pytest.raises(UserError) as err:  # only a real upload gets the upload message
+        tt.read_upload(b"\xed\xa0\xbd surrogate bytes are not UTF-8")
+    assert err.value.key == "tok_corpus_binary"
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (9_100_000, "The uploaded file is 9.1 MB; the limit is 8.0 MB."),
+        (8_000_001, "The uploaded file is 8.000001 MB; the limit is 8.000000 MB."),
+        (80_000_000, "The uploaded file is 80.0 MB; the limit is 8.0 MB."),
+    ],
+)
+def test_upload_size_message_shows_two_different_sizes(tmp_path, size, shown):
+    assert config.TOK_MAX_UPLOAD_BYTES == 8_000_000
+    path = tmp_path / "big.txt"
+    with open(path, "wb") as f:
+        f.truncate(size)  # sparse: the size is checked before a byte is read
+    with pytest.raises(UserError) as err:
+        tt.read_upload_file(path)
+    assert err.value.message == shown and err.value.key == "tok_upload_too_big"
+    assert err.value.params["mb"] != err.value.params["limit"]
+
+
+def test_good_upload_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes("猫がいる\n".encode())
+    assert tt.read_upload_file(path) == "猫がいる\n"
 
 
 def test_good_upload_with_bom():
@@ -132,3 +170,15 @@ def test_good_upload_with_bom():
 def test_step_by_step_limit():
     with pytest.raises(UserError, match="at most"):
         tt.step_by_step("a" * (config.TOK_STEP_MAX_CHARS + 1), 5)
+
+
+@pytest.mark.parametrize(
+    ("merges", "ok"),
+    [(1, True), (12.0, True), (0, False), (12.5, False), (201, False), ("x", False)],
+)
+def test_step_merges_must_be_a_whole_number_in_range(merges, ok):
+    if ok:
+        assert len(tt.step_by_step("low low lower lowest newest", merges).merges) <= int(merges)
+    else:
+        with pytest.raises(UserError, match="whole number from 1 to 200"):
+            tt.step_by_step("low low lower", merges)

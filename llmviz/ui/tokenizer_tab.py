@@ -218,11 +218,7 @@ def _corpus(source: str, pasted: str, upload: Any) -> str:
         path = (
             upload if isinstance(upload, str) else getattr(upload, "name", None) or upload["path"]
         )
-        size = os.path.getsize(path)
-        if size > config.TOK_MAX_UPLOAD_BYTES:
-            return training.read_upload(b"x" * (config.TOK_MAX_UPLOAD_BYTES + 1))  # the message
-        with open(path, "rb") as f:
-            return training.read_upload(f.read())
+        return training.read_upload_file(path)
     return training.builtin_corpus()
 
 
