@@ -57,6 +57,63 @@ def check_text(text: Any, max_chars: int = config.MAX_TEXT_CHARS) -> list[str]:
 
 
 # --- tokenizing with several tokenizers --------------------------------------------------------
+def _check_count(n: int) -> None:
+    if n == 0:
+        raise UserError("Choose at least one tokenizer.", key="tok_none")
+    if n > config.TOK_MAX_SELECTED:
+        raise UserError(
+            f"Compare at most {config.TOK_MAX_SELECTED} tokenizers at once.",
+            key="tok_too_many",
+            limit=config.TOK_MAX_SELECTED,
+        )
+
+
+def check_picks(picks: Any) -> list[str]:
+    """The tokenizer keys a student (or an API caller) picked, checked before any is loaded: one
+    to ``config.TOK_MAX_SELECTED`` strings. Every endpoint of the tab goes through here, so
+    none accepts more than the side-by-side view does.
+
+    >>> check_picks("gpt2")
+    ['gpt2']
+    """
+    if picks is None:
+        picks = []
+    elif isinstance(picks, str):
+        picks = [picks]
+    elif not isinstance(picks, (list, tuple)):
+        picks = [picks]
+    _check_count(len(picks))
+    for key in picks:
+        if not isinstance(key, str) or not key.strip():
+            shown = checks.show(key)
+            raise UserError(
+                f"Unknown tokenizer '{shown}'. Pick one from the list, or give a Hub id "
+                "like 'Qwen/Qwen2.5-0.5B'.",
+                key="tok_unknown",
+                name=shown,
+            )
+    return list(picks)
+
+
+def table_index(picks: Sequence[str], pick: Any) -> int:
+    """Which of ``picks`` the per-token table shows: ``pick`` must be one of them (nothing
+    chosen yet: the first).
+
+    >>> table_index(["gpt2", "o200k_base"], "o200k_base")
+    1
+    """
+    if pick is None or pick == "":
+        return 0
+    return list(picks).index(
+        checks.one_of(
+            pick,
+            picks,
+            key="tok_table_pick",
+            message="'{value}' is not one of the selected tokenizers; choose one of: {choices}.",
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Tokenized:
     """One tokenizer's view of the text.
@@ -180,14 +237,7 @@ def tokenize_many(
 ) -> list[Tokenized]:
     """``tokenize_one`` for each adapter, after ``check_text``."""
     check_text(text)
-    if not adapters:
-        raise UserError("Choose at least one tokenizer.", key="tok_none")
-    if len(adapters) > config.TOK_MAX_SELECTED:
-        raise UserError(
-            f"Compare at most {config.TOK_MAX_SELECTED} tokenizers at once.",
-            key="tok_too_many",
-            limit=config.TOK_MAX_SELECTED,
-        )
+    _check_count(len(adapters))
     return [tokenize_one(a, text, add_special, display_max) for a in adapters]
 
 

@@ -170,6 +170,37 @@ def test_bad_uploads_then_recovers(client, tmp_path, content, message):
     _ok(client)
 
 
+# --- the selection, the table pick -------------------------------------------------------------
+def test_every_endpoint_refuses_more_tokenizers_than_the_view_shows(client):
+    nine = ["gpt2"] * (config.TOK_MAX_SELECTED + 1)
+    calls = {
+        "/tokenizer_tokenize": ("hi", nine, True, True),
+        "/tokenizer_table": ("hi", nine, True, "gpt2"),
+        "/tokenizer_copy_ids": ("hi", nine, True),
+        "/tokenizer_premium": ("en: Hi.\nja: こんにちは。", nine),
+    }
+    for api_name, args in calls.items():
+        with pytest.raises(Exception, match="at most 8 tokenizers"):
+            client.predict(*args, api_name=api_name)
+    eight = client.predict("hi", nine[:8], True, api_name="/tokenizer_copy_ids")
+    assert eight == ("5303", "gpt2")
+
+
+def test_table_pick_must_be_one_of_the_selected_tokenizers(client):
+    picks = ["gpt2", "o200k_base"]
+    with pytest.raises(Exception, match="'llama3' is not one of the selected tokenizers; "
+                       "choose one of: gpt2, o200k_base"):  # fmt: skip
+        client.predict("猫 cat", picks, True, "llama3", api_name="/tokenizer_table")
+
+    def first_row(pick):
+        table, _ = client.predict("猫 cat", picks, True, pick, api_name="/tokenizer_table")
+        return (table["value"]["data"] if "value" in table else table["data"])[0]
+
+    assert first_row("gpt2")[:3] == [0, 163, "猫(1/3)"]  # GPT-2 cuts 猫 into bytes
+    assert first_row("o200k_base")[2] == "猫"  # o200k has it whole: the pick is the one shown
+    assert first_row(None) == first_row("gpt2")  # nothing chosen yet: the first
+
+
 # --- messages in the right words ---------------------------------------------------------------
 def _raw_call(app_url, api_name, data, lang="en"):
     """POST raw JSON (gradio_client cannot send a lone surrogate) and read the event stream."""

@@ -68,11 +68,9 @@ def _trained_adapter(trained: training.TrainedTokenizer) -> training.TrainedAdap
 
 
 def _adapters(keys: Any, trained: dict | None) -> list[Any]:
-    if isinstance(keys, str):
-        keys = [keys]
     out = []
-    for key in keys or []:
-        if isinstance(key, str) and key.startswith(TRAINED):
+    for key in token_stats.check_picks(keys):
+        if key.startswith(TRAINED):
             name = key.removeprefix(TRAINED)
             if not trained or name not in trained:
                 raise UserError(
@@ -84,8 +82,6 @@ def _adapters(keys: Any, trained: dict | None) -> list[Any]:
             out.append(_trained_adapter(trained[name]))
         else:
             out.append(get_tokenizer(key))
-    if not out:
-        raise UserError("Choose at least one tokenizer.", key="tok_none")
     return out
 
 
@@ -140,13 +136,14 @@ def _on_table(
     request: gr.Request,
 ) -> tuple[Any, str]:  # fmt: skip
     token_stats.check_text(txt)
+    picks = token_stats.check_picks(picks)
+    chosen = token_stats.table_index(picks, table_pick)
     adapters = _adapters(picks, trained)
     pairs = []
     for a in adapters:
         r = token_stats.tokenize_one(a, txt, bool(add_special))
         pairs.append((a.key, token_stats.all_pieces(a, r)))
-    chosen = next((p for k, p in pairs if k == table_pick), pairs[0][1])
-    rows = _frame(token_stats.table_rows(chosen), TABLE_COLS, lang_of(request))
+    rows = _frame(token_stats.table_rows(pairs[chosen][1]), TABLE_COLS, lang_of(request))
     folder = tempfile.mkdtemp(prefix="llmviz-tokens-")
     path = os.path.join(folder, "tokens.csv")
     with open(path, "w", encoding="utf-8-sig", newline="") as f:  # BOM: Excel reads Japanese
