@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import handle_file
@@ -199,6 +200,27 @@ def test_table_pick_must_be_one_of_the_selected_tokenizers(client):
     assert first_row("gpt2")[:3] == [0, 163, "猫(1/3)"]  # GPT-2 cuts 猫 into bytes
     assert first_row("o200k_base")[2] == "猫"  # o200k has it whole: the pick is the one shown
     assert first_row(None) == first_row("gpt2")  # nothing chosen yet: the first
+
+
+# --- typing: an emptied box is quiet; the API still explains ------------------------------------
+def test_an_emptied_text_box_clears_the_view_without_an_error():
+    from llmviz.ui import tokenizer_tab as tab
+
+    assert tab._on_tokenize_live("", ["gpt2"], True, True, {}, None) == ("", "")
+    html, _ = tab._on_tokenize_live(" ", ["gpt2"], True, True, {}, None)  # a space is text
+    assert 'class="t' in html
+    with pytest.raises(gr.Error, match="Type or paste some text"):
+        tab._on_tokenize("", ["gpt2"], True, True, {}, None)
+
+
+def test_typing_runs_the_quiet_handler_and_the_api_name_the_strict_one(app_url):
+    import app
+
+    box = next(b for b in app.demo.blocks.values() if getattr(b, "elem_id", None) == "tok-text")
+    on_change = [f for f in app.demo.fns.values() if (box._id, "change") in f.targets]
+    assert [f.fn.__name__ for f in on_change] == ["_on_tokenize_live"]
+    named = [f for f in app.demo.fns.values() if f.api_name == "tokenizer_tokenize"]
+    assert [f.fn.__name__ for f in named] == ["_on_tokenize"]
 
 
 # --- messages in the right words ---------------------------------------------------------------

@@ -114,11 +114,24 @@ def _on_tokenize(
     txt: str, picks: list[str], show_ws: bool, add_special: bool, trained: dict,
     request: gr.Request,
 ) -> tuple[str, str]:  # fmt: skip
+    """The API endpoint: every bad input, an empty text included, gets its message."""
     lang = lang_of(request)
     notes = token_stats.check_text(txt)
-    results = token_stats.tokenize_many(_adapters(picks, trained), txt, bool(add_special))
+    adapters = _adapters(picks, trained)
+    results = token_stats.tokenize_many(adapters, txt, bool(add_special))
     html = view.tokenized_html(results, _labels(lang), bool(show_ws), config.TOK_DISPLAY_MAX_TOKENS)
     return html, "\n\n".join(text(n, lang) for n in notes)
+
+
+def _on_tokenize_live(
+    txt: str, picks: list[str], show_ws: bool, add_special: bool, trained: dict,
+    request: gr.Request,
+) -> tuple[str, str]:  # fmt: skip
+    """As you type: an emptied box clears the view quietly (an error toast for every key a
+    student deletes would stack up); anything else is ``_on_tokenize``."""
+    if txt == "" or txt is None:
+        return "", ""
+    return _on_tokenize(txt, picks, show_ws, add_special, trained, request)
 
 
 @handler
@@ -376,9 +389,12 @@ def _build_compare(trained: gr.State) -> dict[str, Any]:
     inputs = [txt, picks, show_ws, add_special, trained]
     gr.on(
         [txt.change, picks.change, show_ws.change, add_special.change],
-        _on_tokenize, inputs, [out, notes], api_name="tokenizer_tokenize",
+        _on_tokenize_live, inputs, [out, notes], api_name=False,
         trigger_mode="always_last", show_progress="hidden", **LIGHT,
     )  # fmt: skip
+    # the named API endpoint, never triggered by typing: an empty text gets its message there
+    api_only = gr.Button(visible=False, elem_id="tok-api")
+    api_only.click(_on_tokenize, inputs, [out, notes], api_name="tokenizer_tokenize", **LIGHT)
     preset.input(_on_preset, preset, txt, api_name="tokenizer_preset", **LIGHT)
     picks.change(
         _on_table_choices, [picks, trained], table_pick, api_name=False, show_progress="hidden"
@@ -399,7 +415,7 @@ def _build_compare(trained: gr.State) -> dict[str, Any]:
 
     root = gr.context.Context.root_block
     if root is not None:  # first paint: the example text, tokenized, in the visitor's language
-        root.load(_on_tokenize, inputs, [out, notes], api_name=False, **LIGHT)
+        root.load(_on_tokenize_live, inputs, [out, notes], api_name=False, **LIGHT)
         root.load(_on_table_choices, [picks, trained], table_pick, api_name=False, **LIGHT)
         root.load(_on_decode, dec_inputs, [decoded, dec_view, verdict], api_name=False, **LIGHT)
     return {"picks": picks, "dec_pick": dec_pick}

@@ -31,6 +31,13 @@ def test_tokenizer_tab(open_app, shot_dir, locale):
     )
     title = page.locator("#tok-view .grp").first.get_attribute("title")
     assert title.startswith("猫 = E7")  # hover shows the bytes
+    # emptying the box clears the view quietly: no red error toast per deleted character
+    box.fill("")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#tok-view .card').length === 0", timeout=30_000
+    )
+    page.wait_for_timeout(1500)
+    assert page.locator(".toast-body").count() == 0
     box.fill("吾輩は猫である。名前はまだ無い。\nTokenizers cut text into pieces.")
     page.wait_for_timeout(1500)
     page.locator("#tok-view .card").first.wait_for()
