@@ -348,11 +348,13 @@ def vocab_sweep(
 
 # --- a trained tokenizer in the playground -----------------------------------------------------
 class TrainedAdapter(TokenizerAdapter):
-    def __init__(self, trained: TrainedTokenizer) -> None:
+    """``label`` is the name shown in the playground (the UI passes it in the reader's language)."""
+
+    def __init__(self, trained: TrainedTokenizer, label: str | None = None) -> None:
         kind = {"bpe": "byte-level BPE", "unigram": "Unigram", "wordpiece": "WordPiece"}
         self.info = TokenizerInfo(
             f"trained:{trained.name}",
-            f"{trained.name} (yours)",
+            label or f"{trained.name} (yours)",
             kind[trained.algorithm],
             f"trained here on {trained.corpus_chars:,} characters",
         )

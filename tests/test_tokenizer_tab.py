@@ -11,7 +11,7 @@ import json
 import gradio as gr
 import httpx
 import pytest
-from gradio_client import handle_file
+from gradio_client import Client, handle_file
 
 from llmviz import config
 
@@ -252,3 +252,14 @@ def test_a_big_upload_shows_its_own_size_and_the_limit(client, tmp_path):
         client.predict(
             "upload", "", handle_file(str(path)), "bpe", 1000, "今日は", api_name="/tokenizer_train"
         )
+
+
+def test_trained_tokenizers_are_named_in_the_readers_language(app_url):
+    ja = Client(app_url, verbose=False, headers={"accept-language": "ja"})
+    *_, picks, _ = ja.predict(
+        "builtin", "", None, "bpe", 1000, "今日は", api_name="/tokenizer_train"
+    )
+    labels = [c[0] for c in picks["choices"]]
+    assert "BPE 1000（自分で学習）" in labels and not any("yours" in x for x in labels)
+    html, _ = ja.predict("猫", ["trained:BPE 1000"], True, True, api_name="/tokenizer_tokenize")
+    assert "BPE 1000（自分で学習）" in html and "(yours)" not in html

@@ -62,12 +62,18 @@ def warm_up() -> None:
 
 
 # --- resolving the picks -----------------------------------------------------------------------
+def _yours(name: str, lang: str) -> str:
+    return text("tok.yours", lang, name=name)
+
+
 @lru_cache(maxsize=16)
-def _trained_adapter(trained: training.TrainedTokenizer) -> training.TrainedAdapter:
-    return training.TrainedAdapter(trained)
+def _trained_adapter(
+    trained: training.TrainedTokenizer, lang: str = "en"
+) -> training.TrainedAdapter:
+    return training.TrainedAdapter(trained, _yours(trained.name, lang))
 
 
-def _adapters(keys: Any, trained: dict | None) -> list[Any]:
+def _adapters(keys: Any, trained: dict | None, lang: str = "en") -> list[Any]:
     out = []
     for key in token_stats.check_picks(keys):
         if key.startswith(TRAINED):
@@ -79,7 +85,7 @@ def _adapters(keys: Any, trained: dict | None) -> list[Any]:
                     key="tok_trained_missing",
                     name=name[:40],
                 )
-            out.append(_trained_adapter(trained[name]))
+            out.append(_trained_adapter(trained[name], lang))
         else:
             out.append(get_tokenizer(key))
     return out
@@ -103,8 +109,8 @@ MERGE_COLS = ("rank", "pair", "new", "count")
 STEP_COLS = ("rank", "pair", "new", "count", "runners")
 
 
-def _choices(trained: dict | None) -> list[tuple[str, str]]:
-    extra = [(f"{name} (yours)", TRAINED + name) for name in (trained or {})]
+def _choices(trained: dict | None, lang: str) -> list[tuple[str, str]]:
+    extra = [(_yours(name, lang), TRAINED + name) for name in (trained or {})]
     return tokenizer_choices() + extra
 
 
@@ -117,7 +123,7 @@ def _on_tokenize(
     """The API endpoint: every bad input, an empty text included, gets its message."""
     lang = lang_of(request)
     notes = token_stats.check_text(txt)
-    adapters = _adapters(picks, trained)
+    adapters = _adapters(picks, trained, lang)
     results = token_stats.tokenize_many(adapters, txt, bool(add_special))
     html = view.tokenized_html(results, _labels(lang), bool(show_ws), config.TOK_DISPLAY_MAX_TOKENS)
     return html, "\n\n".join(text(n, lang) for n in notes)
@@ -148,15 +154,16 @@ def _on_table(
     txt: str, picks: list[str], add_special: bool, table_pick: str | None, trained: dict,
     request: gr.Request,
 ) -> tuple[Any, str]:  # fmt: skip
+    lang = lang_of(request)
     token_stats.check_text(txt)
     picks = token_stats.check_picks(picks)
     chosen = token_stats.table_index(picks, table_pick)
-    adapters = _adapters(picks, trained)
+    adapters = _adapters(picks, trained, lang)
     pairs = []
     for a in adapters:
         r = token_stats.tokenize_one(a, txt, bool(add_special))
         pairs.append((a.key, token_stats.all_pieces(a, r)))
-    rows = _frame(token_stats.table_rows(pairs[chosen][1]), TABLE_COLS, lang_of(request))
+    rows = _frame(token_stats.table_rows(pairs[chosen][1]), TABLE_COLS, lang)
     folder = tempfile.mkdtemp(prefix="llmviz-tokens-")
     path = os.path.join(folder, "tokens.csv")
     with open(path, "w", encoding="utf-8-sig", newline="") as f:  # BOM: Excel reads Japanese
@@ -165,9 +172,9 @@ def _on_table(
 
 
 @handler
-def _on_table_choices(picks: list[str], trained: dict) -> Any:
+def _on_table_choices(picks: list[str], trained: dict, request: gr.Request) -> Any:
     picks = [p for p in (picks or []) if isinstance(p, str)]
-    names = dict(_choices(trained))
+    names = dict(_choices(trained, lang_of(request)))
     labels = {v: k for k, v in names.items()}
     choices = [(labels.get(p, p), p) for p in picks]
     return gr.update(choices=choices, value=picks[0] if picks else None)
@@ -176,7 +183,7 @@ def _on_table_choices(picks: list[str], trained: dict) -> Any:
 @handler
 def _on_decode(ids_text: str, key: str, trained: dict, request: gr.Request) -> tuple[str, str, str]:
     lang = lang_of(request)
-    adapter = _adapters([key], trained)[0]
+    adapter = _adapters([key], trained, lang)[0]
     if adapter.vocab_size is None:
         adapter.encode("")  # raises the "no ids" message
     ids = token_stats.parse_ids(ids_text)
@@ -205,7 +212,7 @@ def _on_copy_ids(txt: str, picks: list[str], add_special: bool, trained: dict) -
 def _on_premium(sentences: str, picks: list[str], trained: dict, request: gr.Request) -> tuple:
     lang = lang_of(request)
     parsed = token_stats.parse_parallel(sentences)
-    premium = token_stats.language_premium(_adapters(picks, trained), parsed)
+    premium = token_stats.language_premium(_adapters(picks, trained, lang), parsed)
     fig = view.premium_figure(
         premium, text("tok.premium_title", lang), text("tok.premium_ratio", lang),
         text("tok.curve_y", lang),
@@ -280,7 +287,7 @@ def _on_train(
     shown = [points[i] for i in sorted({0, n // 3, (2 * n) // 3, n - 1})]
     rows = [
         (text("tok.vocab_label", lang, size=f"{p.vocab_size:,}"),
-         token_stats.tokenize_one(_trained_adapter(p.trained), sentence, False).pieces)
+         token_stats.tokenize_one(_trained_adapter(p.trained, lang), sentence, False).pieces)
         for p in shown
     ]  # fmt: skip
     fig = view.vocab_curve_figure(
@@ -289,7 +296,7 @@ def _on_train(
     )  # fmt: skip
     note = "" if algorithm == "bpe" else text("tok.merges_none", lang)
     merges = _frame(merges, MERGE_COLS, lang)
-    choices = _choices(trained)
+    choices = _choices(trained, lang)
     return (
         summary + ("\n\n" + note if note else ""),
         merges,
