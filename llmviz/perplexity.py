@@ -40,7 +40,7 @@ import torch
 
 from llmviz import checks, config
 from llmviz.errors import UserError
-from llmviz.tokens import token_bytes, token_pieces
+from llmviz.tokens import readable_bytes, token_bytes, token_pieces
 
 LN2 = math.log(2.0)
 
@@ -304,8 +304,9 @@ def surprisal_spans(score: TextScore, tokenizer: Any) -> list[Span]:
         j = k + 1
         while j < len(pieces) and pieces[j].group == pieces[k].group:
             j += 1
-        text = b"".join(raws[k:j]).decode("utf-8", "replace")
-        chars += len(text)
+        raw = b"".join(raws[k:j])
+        chars += len(raw.decode("utf-8", "replace"))  # positions in the text as decoded
+        text = readable_bytes(raw)  # what is shown: bytes of no character as <E3 81>, never "\ufffd"
         group_bits = bits[k:j]
         total = float(np.nansum(group_bits)) if np.isfinite(group_bits).any() else math.nan
         spans.append(Span(text, tuple(range(k, j)), total, chars))

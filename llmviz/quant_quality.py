@@ -24,6 +24,7 @@ import torch
 from llmviz import config
 from llmviz.errors import UserError
 from llmviz.perplexity import check_text, prefix_token_id
+from llmviz.tokens import readable_decode
 
 #: The fixed text: plain English prose both default models read well (Gemma also reads Japanese).
 QUALITY_TEXT = (
@@ -115,4 +116,4 @@ def greedy_sample(
         if tokenizer.pad_token_id is not None
         else tokenizer.eos_token_id,
     )
-    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    return readable_decode(tokenizer, out[0, ids.shape[1] :].tolist())  # a cut character as bytes

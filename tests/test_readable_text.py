@@ -47,3 +47,20 @@ def test_one_stop_token_set_for_sampling_and_compare(smollm_tok):
     ids = stop_token_ids(smollm_tok)
     assert smollm_tok.convert_tokens_to_ids("<|im_end|>") in ids
     assert not hasattr(generation, "eos_ids")  # the second, different definition is gone
+
+
+def test_perplexity_spans_show_a_lone_byte_as_hex_not_replacement(smollm_tok):
+    """A text that ends inside a character (its last token is half of 猫) is scored; the span
+    shows that byte as hex, and the span positions still follow the text."""
+    from llmviz.perplexity import TextScore, surprisal_spans
+
+    ids, cut = _split_ids(smollm_tok, "吾輩は猫である")
+    ids = ids[:cut]
+    score = TextScore(
+        text=smollm_tok.decode(ids), token_ids=tuple(ids), logprobs=tuple([-1.0] * len(ids)),
+        predicted_ids=tuple([-1] * len(ids)), prefix_id=None, n_chars=0, n_bytes=0, window=512,
+        stride=256, n_windows=1,
+    )  # fmt: skip
+    spans = surprisal_spans(score, smollm_tok)
+    assert all("\ufffd" not in s.text for s in spans)
+    assert spans[-1].text.startswith("<") and spans[-1].text.endswith(">")
