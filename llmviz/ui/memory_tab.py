@@ -578,7 +578,12 @@ def _build_lab() -> None:
     inputs, outputs = [model, layer, matrix, bits, method], [summary, table, hist, heat]
     run.click(_on_lab, inputs, outputs, api_name="memory_lab", **MODEL)
     for control in (bits, layer):
-        control.release(_on_lab, inputs, outputs, api_name=False, **MODEL)
+        # .release for the mouse; .input also for a number typed into the box or arrow keys
+        # (gradio sends release only on pointer-up/blur). always_last: one pending run at most.
+        gr.on(
+            [control.release, control.input], _on_lab, inputs, outputs, api_name=False,
+            trigger_mode="always_last", **MODEL,
+        )  # fmt: skip
     for control in (matrix, method):
         control.input(_on_lab, inputs, outputs, api_name=False, **MODEL)
     model.input(_on_lab_model, [model], [layer], api_name="memory_lab_model", **LIGHT)
