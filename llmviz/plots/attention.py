@@ -18,6 +18,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
+from llmviz.plots.axes import y_title_annotation
+
 FONT = dict(size=15, family="Noto Sans CJK JP, Noto Sans JP, system-ui, sans-serif")
 MASKED = "#e5e7eb"  # gray-200: cells a causal model cannot see
 SELECTED = "#f59e0b"  # amber-500: the head shown in detail
@@ -110,7 +112,7 @@ def head_figure(
     layout = dict(
         title=_title(title),
         height=height,
-        margin=dict(l=20, r=10, t=60, b=20),
+        margin=dict(l=20, r=10, t=80, b=20),
         font=FONT,
         plot_bgcolor=MASKED,
         paper_bgcolor="white",
@@ -118,8 +120,10 @@ def head_figure(
         yaxis=_token_axis(
             axis_query, labels, autorange="reversed", scaleanchor="x", constrain="domain"
         ),
+        annotations=[y_title_annotation(axis_query)],  # horizontal, not turned 90°
     )
     layout["yaxis"]["tickangle"] = 0
+    layout["yaxis"]["title"] = None
     return go.Figure(heatmap, layout)
 
 
@@ -156,12 +160,8 @@ def focus_figure(
         bargap=0.2,
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
         xaxis=_token_axis(axis_key, labels, range=[-1, n]),  # room for the first rotated label
-        yaxis=dict(
-            title=dict(text=axis_weight),
-            tickformat=".0%",
-            rangemode="tozero",
-            gridcolor="#eef2f7",
-        ),
+        yaxis=dict(tickformat=".0%", rangemode="tozero", gridcolor="#eef2f7"),
+        annotations=[y_title_annotation(axis_weight)],  # horizontal, not turned 90°
     )
     return go.Figure(bars, layout)
 

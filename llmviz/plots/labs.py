@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from llmviz.memory import count_words
-from llmviz.plots.memory import horizontal_y_title
+from llmviz.plots.axes import horizontal_y_title
 
 FONT = {"size": 15}
 PALETTE = ["#4f46e5", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#be185d"]

@@ -14,6 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from llmviz.plots.axes import horizontal_y_title
+
 FONT = dict(size=15, family="Noto Sans CJK JP, Noto Sans JP, system-ui, sans-serif")
 #: one colour per component key, stable across figures
 COLORS = {
@@ -28,27 +30,6 @@ COLORS = {
     "kv_cache": "#ec4899",
     "overhead": "#e5e7eb",
 }
-
-
-def horizontal_y_title(fig: go.Figure, title: str) -> go.Figure:
-    """The y axis's title written horizontally above the axis, instead of plotly's title turned
-    90°: Japanese (and any long title) then reads in its own direction, left to right."""
-    fig.update_yaxes(title=None)
-    fig.add_annotation(
-        text=title,
-        xref="paper",
-        yref="paper",
-        x=0,
-        y=1,
-        xanchor="left",
-        yanchor="bottom",
-        yshift=8,
-        showarrow=False,
-        textangle=0,
-        font=dict(size=13, color="#374151"),
-        name="y-title",
-    )
-    return fig
 
 
 def _layout(fig: go.Figure, title: str, height: int, legend_below: bool = False) -> go.Figure:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
+from llmviz.plots.axes import y_title_annotation
+
 ORIGINAL = "#a5b4fc"  # indigo-300: the model's own probabilities (T = 1)
 TEMPERED = "#4f46e5"  # indigo-600: after temperature
 FINAL = "#f59e0b"  # amber-500: renormalized over the survivors (what is sampled from)
@@ -128,16 +130,12 @@ def candidates_figure(
         480,
         bargap=0.25,
         bargroupgap=0.05,
-        annotations=annotations,
+        annotations=[*annotations, y_title_annotation(names["probability"])],
         xaxis=dict(tickmode="array", tickvals=x, ticktext=ticktext, tickangle=-45 if n > 12 else 0),
-        yaxis=dict(
-            title=names["probability"],
-            range=[0, top * 1.3],
-            tickformat=".0%",
-            gridcolor="#eef2f7",
-            zeroline=False,
-        ),
+        yaxis=dict(range=[0, top * 1.3], tickformat=".0%", gridcolor="#eef2f7", zeroline=False),
     )
+    # the y title (horizontal) takes the top left corner: the legend moves to the right
+    layout["legend"] = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0)
     return go.Figure(data=data, layout=layout)
 
 

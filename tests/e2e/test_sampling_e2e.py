@@ -35,6 +35,20 @@ def test_sampling_tab_in_the_browser(open_app, shot_dir, locale):
     page.wait_for_selector("#sampling-curve .js-plotly-plot", timeout=30_000)
     assert page.locator("#sampling-stats").inner_text().strip() != ""
 
+    # a temperature typed into the slider's box (Enter, no mouse) re-draws the chart: at 0 one
+    # token survives (greedy)
+    survivors = "() => document.querySelector('#sampling-stats').innerText.match(/(Survivors|生き残り)\\s*([\\d,]+)/)[2]"
+    assert int(page.evaluate(survivors).replace(",", "")) > 1  # top-p 0.9 keeps several
+    temp = page.locator("#sampling-temperature input[type=number]")
+    temp.fill("0")
+    temp.press("Enter")
+    page.wait_for_function(
+        "() => /(Survivors|生き残り)\\s*1\\s/.test(document.querySelector('#sampling-stats').innerText)",
+        timeout=60_000,
+    )
+    temp.fill("1")
+    temp.press("Enter")
+
     # two seeded steps: the summary names the seed, the text grows
     for _ in range(2):
         page.locator("#sampling-step").click()
