@@ -102,6 +102,13 @@ TOK_TRAIN_SIZES = (300, 500, 1_000, 2_000, 5_000, 10_000, 20_000)  # trained in 
 TOK_MAX_TRAINED = 4  # trained tokenizers kept per browser session
 TOK_STEP_MAX_CHARS = 3_000  # corpus for the step-by-step (hand-written) BPE
 TOK_STEP_MAX_MERGES = 200
+#: Longest "word" (a piece of a line with no space in it) in a training corpus. BPE's training time
+#: grows with its square: 20,000 characters took 0.6 s here, one 1,000,000-character word kept a
+#: core busy for 30+ minutes and grew the server to ~6 GB.
+TOK_MAX_WORD_CHARS = 10_000
+#: Seconds one training request (every size of the lab's sweep) may run; its child process is
+#: killed then, or as soon as the student presses Stop or leaves.
+TOK_TRAIN_SECONDS = 20
 
 # --- attention tab ---
 # "auto" = fp32 on CPUs without avx512_bf16 (this machine's EPYC has only AVX2: a bf16 forward costs

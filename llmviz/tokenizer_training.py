@@ -4,10 +4,19 @@
   train on, checked (empty, too large, binary, not UTF-8; a file's size before it is read).
 * ``train``: one trained tokenizer (a ``TrainedTokenizer``: JSON string + facts), small enough
   to keep in a browser session's ``gr.State``.
+* ``TrainingJob``: where every library training runs: a child process with a time budget
+  (``config.TOK_TRAIN_SECONDS``), killed when the budget runs out or the caller stops waiting.
 * ``first_merges``: the first merges BPE learned, in order, with how often each pair occurred.
 * ``vocab_sweep``: the same corpus trained at several vocabulary sizes; how a test sentence is
   cut at each size, and its token count (the curve of tokens vs vocabulary size).
 * ``TrainedAdapter``: a trained tokenizer behind the playground's adapter interface.
+
+Why a child process: the library's trainers run in Rust threads that nothing in Python can
+interrupt, and their cost grows with the square of the longest word: one 1,000,000-character
+"word" kept a core busy for 30+ minutes and grew the server to ~6 GB after the student had given
+up. ``check_words`` refuses such words up front (``config.TOK_MAX_WORD_CHARS``); the child and its
+budget bound everything else. What this module does not do: decide how long a student waits
+(the UI polls ``TrainingJob.wait`` and may stop it at any time).
 
 Pre-tokenization per algorithm, as the well-known models do it: BPE is byte-level (GPT-2 style,
 so Japanese characters can be split into bytes), Unigram is SentencePiece-style (``▁`` for
@@ -17,16 +26,27 @@ spaces), WordPiece is BERT-style (``##`` marks a word's continuation).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from llmviz import bpe, checks, config
 from llmviz.errors import UserError
 from llmviz.models.tokenizers import TokenizerAdapter, TokenizerInfo
+
+log = logging.getLogger("llmviz.training")
 
 ALGORITHMS = ("bpe", "unigram", "wordpiece")
 SPECIALS = {"bpe": ["<unk>"], "unigram": ["<unk>"], "wordpiece": ["[UNK]"]}
@@ -166,6 +186,16 @@ def check_vocab_size(algorithm: Any, vocab_size: Any) -> int:
     )
 
 
+def _pre_tokenizer(algorithm: str) -> Any:
+    from tokenizers import pre_tokenizers
+
+    if algorithm == "bpe":
+        return pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if algorithm == "unigram":
+        return pre_tokenizers.Metaspace()
+    return pre_tokenizers.BertPreTokenizer()
+
+
 def _fresh(algorithm: str, vocab_size: int) -> tuple[Any, Any]:
     """An untrained tokenizer and its trainer, set up like the well-known models."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -173,7 +203,6 @@ def _fresh(algorithm: str, vocab_size: int) -> tuple[Any, Any]:
     specials = SPECIALS[algorithm]
     if algorithm == "bpe":
         tok = Tokenizer(models.BPE(unk_token=None))
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size,
@@ -183,34 +212,93 @@ def _fresh(algorithm: str, vocab_size: int) -> tuple[Any, Any]:
         )
     elif algorithm == "unigram":
         tok = Tokenizer(models.Unigram())
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
         trainer = trainers.UnigramTrainer(
             vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
         )
     else:
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
         trainer = trainers.WordPieceTrainer(
             vocab_size=vocab_size, special_tokens=specials, show_progress=False
         )
+    tok.pre_tokenizer = _pre_tokenizer(algorithm)
     return tok, trainer
 
 
-def train(corpus: str, algorithm: str, vocab_size: int) -> TrainedTokenizer:
-    """Train one tokenizer on ``corpus`` (each non-empty line is one training sequence)."""
-    size = check_vocab_size(algorithm, vocab_size)
-    corpus = read_corpus(corpus)
-    if algorithm == "unigram" and size < min_unigram_size(corpus):
+def longest_word(corpus: str, algorithm: str) -> tuple[int, str]:
+    """The longest piece ``algorithm``'s trainer would see (its pre-tokenizer cuts each line at
+    spaces, and BPE / WordPiece also at punctuation), in characters, with the piece itself.
+
+    >>> longest_word("to be or not", "bpe")
+    (4, ' not')
+    """
+    pre = _pre_tokenizer(algorithm)
+    best, where = 0, ("", 0, 0)
+    for line in _lines(corpus):
+        if len(line) <= best:
+            continue  # no piece of a shorter line can be longer
+        for _, (start, end) in pre.pre_tokenize_str(line):
+            if end - start > best:
+                best, where = end - start, (line, start, end)
+    line, start, end = where
+    return best, line[start:end]
+
+
+def check_words(corpus: str, algorithm: str) -> None:
+    """Refuse a corpus with a word longer than ``config.TOK_MAX_WORD_CHARS``.
+
+    Training time grows with the square of the longest word (each merge inside a word rewrites
+    it): a 20,000-character word takes 0.6 s here, a 1,000,000-character one hours.
+    """
+    n, word = longest_word(corpus, algorithm)
+    limit = config.TOK_MAX_WORD_CHARS
+    if n > limit:
+        shown = checks.show(word)
+        raise UserError(
+            f"The corpus has a word of {n:,} characters with no space or line break in it "
+            f"(it starts “{shown}”); the limit is {limit:,}. Training time grows with the "
+            "square of a word's length, so one giant word would keep the server busy for "
+            "hours. Put spaces or line breaks into the text, or use another corpus.",
+            key="tok_word_too_long",
+            n=f"{n:,}",
+            limit=f"{limit:,}",
+            word=shown,
+        )
+
+
+def min_unigram_size(corpus: str) -> int:
+    """Unigram's smallest vocabulary: every distinct character plus ``<unk>``."""
+    pre = _pre_tokenizer("unigram")
+    chars = set()
+    for line in _lines(corpus):
+        for word, _ in pre.pre_tokenize_str(line):
+            chars.update(word)
+    return len(chars) + len(SPECIALS["unigram"])
+
+
+def _trainable_sizes(corpus: str, algorithm: str, sizes: list[int]) -> list[int]:
+    """Unigram cannot train below its alphabet: drop such sizes, refuse when none is left."""
+    if algorithm != "unigram":
+        return sizes
+    low = min_unigram_size(corpus)
+    if sizes[-1] < low:
         raise UserError(
             f"Unigram keeps every character of the corpus as a token: this corpus has "
-            f"{min_unigram_size(corpus) - 1:,} different characters, so choose a vocabulary of at "
-            f"least {min_unigram_size(corpus):,}.",
+            f"{low - 1:,} different characters, so choose a vocabulary of at least {low:,}.",
             key="tok_vocab_small_chars",
-            chars=f"{min_unigram_size(corpus) - 1:,}",
-            low=f"{min_unigram_size(corpus):,}",
+            chars=f"{low - 1:,}",
+            low=f"{low:,}",
         )
+    return [s for s in sizes if s >= low]
+
+
+def trained_name(algorithm: str, size: int) -> str:
+    return f"{algorithm.upper() if algorithm == 'bpe' else algorithm.capitalize()} {size}"
+
+
+def _train_here(corpus: str, algorithm: str, size: int) -> TrainedTokenizer:
+    """The library's training, in this process: only ever called inside the child."""
     tok, trainer = _fresh(algorithm, size)
     start = time.perf_counter()
     try:
@@ -223,27 +311,272 @@ def train(corpus: str, algorithm: str, vocab_size: int) -> TrainedTokenizer:
             algorithm=algorithm,
             detail=str(err)[:120],
         ) from err
-    seconds = time.perf_counter() - start
     return TrainedTokenizer(
-        name=f"{algorithm.upper() if algorithm == 'bpe' else algorithm.capitalize()} {size}",
+        name=trained_name(algorithm, size),
         algorithm=algorithm,
         requested_size=size,
         vocab_size=tok.get_vocab_size(),
         corpus_chars=len(corpus),
-        seconds=seconds,
+        seconds=time.perf_counter() - start,
         json=tok.to_str(),
     )
 
 
-def min_unigram_size(corpus: str) -> int:
-    """Unigram's smallest vocabulary: every distinct character plus ``<unk>``."""
-    from tokenizers import pre_tokenizers
+# --- the child process -------------------------------------------------------------------------
+# Why subprocess and not multiprocessing: "fork" is unsafe in a server with threads, and the
+# "spawn" and "forkserver" start methods re-run the server's __main__ in the child: under
+# ``python app.py`` that builds the whole app (9.7 s and every tab's imports, measured here)
+# before the training starts. A fresh interpreter that imports this module takes ~0.2 s.
+_CHILD_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from llmviz.tokenizer_training import _child_main; _child_main(sys.argv[2])"
+)
 
-    chars = set()
-    for line in _lines(corpus):
-        for word, _ in pre_tokenizers.Metaspace().pre_tokenize_str(line):
-            chars.update(word)
-    return len(chars) + len(SPECIALS["unigram"])
+
+def _emit(**event: Any) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _child_main(request_path: str) -> None:
+    """The child's side: check the words, train each size, report one JSON line per event."""
+    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    # if the server dies or hangs, the kernel still ends this process (SIGALRM's default action)
+    signal.alarm(int(request["budget"]) + 5)
+    corpus, algorithm = request["corpus"], request["algorithm"]
+    try:
+        check_words(corpus, algorithm)
+        sizes = _trainable_sizes(corpus, algorithm, request["sizes"])
+        trained = None
+        for k, size in enumerate(sizes):
+            _emit(event="step", k=k, n=len(sizes), size=size)
+            trained = _train_here(corpus, algorithm, size)
+            _emit(event="trained", **trained.__dict__)
+        if trained is not None and request["merges"]:
+            learned = first_merges(trained, corpus, request["merges"])
+            _emit(event="merges", merges=[[m.left.hex(), m.right.hex(), m.count] for m in learned])
+    except UserError as err:
+        _emit(event="error", message=err.message, key=err.key, params=err.params)
+        sys.exit(1)
+    _emit(event="done")
+
+
+class TrainingJob:
+    """One training request (every vocabulary size of a sweep) in a child process.
+
+    Use it as a context manager: leaving the block, normally or not (an exception, a closed
+    generator when a student presses Stop), kills the child. ``wait`` raises ``UserError`` when
+    the budget runs out (the child is killed first) or the training fails.
+
+    >>> with TrainingJob("low lower lowest " * 20, "bpe", [300]) as job:  # doctest: +SKIP
+    ...     job.wait()
+    ...     job.results()[0].name
+    'BPE 300'
+    """
+
+    _live: dict[int, TrainingJob] = {}  # pid -> job, every child this module started
+    _live_lock = threading.Lock()
+
+    def __init__(
+        self,
+        corpus: str,
+        algorithm: str,
+        sizes: Sequence[Any],
+        budget: float | None = None,
+        merges: int = 0,
+    ) -> None:
+        self.corpus = read_corpus(corpus)
+        self.algorithm = algorithm
+        self.sizes = sorted({check_vocab_size(algorithm, s) for s in sizes})
+        if not self.sizes:
+            raise UserError(
+                f"Vocabulary size must be between {_low(algorithm):,} and "
+                f"{config.MAX_VOCAB_SIZE:,}.",
+                key="tok_vocab_range",
+                low=f"{_low(algorithm):,}",
+                high=f"{config.MAX_VOCAB_SIZE:,}",
+                algorithm=algorithm,
+            )
+        self.budget = float(config.TOK_TRAIN_SECONDS if budget is None else budget)
+        self.merges = merges
+        self.fraction = 0.0
+        self.size = self.sizes[0]  # the size being trained now
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._folder = ""
+        self._buffer = b""
+        self._trained: list[TrainedTokenizer] = []
+        self._learned: list[LearnedMerge] = []
+        self._error: UserError | None = None
+        self._done = False
+        self._started = 0.0
+
+    # the child's life
+    def __enter__(self) -> TrainingJob:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started if self._started else 0.0
+
+    @classmethod
+    def live_pids(cls) -> list[int]:
+        """The children this module started that have not been stopped yet."""
+        with cls._live_lock:
+            return list(cls._live)
+
+    def start(self) -> None:
+        self._folder = tempfile.mkdtemp(prefix="llmviz-train-")
+        request = Path(self._folder) / "request.json"
+        request.write_text(
+            json.dumps(
+                {
+                    "corpus": self.corpus,
+                    "algorithm": self.algorithm,
+                    "sizes": self.sizes,
+                    "budget": self.budget,
+                    "merges": self.merges,
+                },
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
+        with open(Path(self._folder) / "stderr.txt", "wb") as err:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD_CODE, str(config.ROOT), str(request)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+        self._started = time.monotonic()
+        with self._live_lock:
+            self._live[self._proc.pid] = self
+
+    def stop(self) -> None:
+        """Kill the child (if it still runs) and reap it; safe to call more than once."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            with self._live_lock:
+                self._live.pop(proc.pid, None)
+        if self._folder:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = ""
+
+    # waiting for it
+    def wait(self, timeout: float | None = None) -> bool:
+        """Read the child's reports for up to ``timeout`` seconds (``None``: until it ends).
+
+        True once every size is trained; False while it still runs. Raises ``UserError`` when
+        the budget is spent or the training failed (the child is stopped either way).
+        """
+        if self._done:
+            return True
+        if self._proc is None:
+            raise RuntimeError("TrainingJob.wait() before start()")
+        until = time.monotonic() + (self.budget if timeout is None else timeout)
+        try:
+            while True:
+                now = time.monotonic()
+                if now - self._started >= self.budget:
+                    raise self._timeout()
+                if now >= until:
+                    return False
+                left = min(until, self._started + self.budget) - now
+                ready, _, _ = select.select([self._proc.stdout], [], [], max(0.0, left))
+                if ready and self._read():
+                    return self._finish()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read(self) -> bool:
+        """Take what the child wrote; True at the end of its output."""
+        assert self._proc is not None and self._proc.stdout is not None
+        chunk = os.read(self._proc.stdout.fileno(), 1 << 20)
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._handle(json.loads(line))
+        return not chunk
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        kind = event.pop("event")
+        if kind == "step":
+            self.fraction, self.size = event["k"] / event["n"], event["size"]
+        elif kind == "trained":
+            self._trained.append(TrainedTokenizer(**event))
+        elif kind == "merges":
+            self._learned = [
+                LearnedMerge(i, bytes.fromhex(a), bytes.fromhex(b), c)
+                for i, (a, b, c) in enumerate(event["merges"])
+            ]
+        elif kind == "error":
+            self._error = UserError(event["message"], key=event["key"], **event["params"])
+        elif kind == "done":
+            self.fraction = 1.0
+
+    def _finish(self) -> bool:
+        assert self._proc is not None
+        code = self._proc.wait()
+        if self._error is not None:
+            raise self._error
+        if code == -signal.SIGALRM:
+            raise self._timeout()
+        if code != 0 or self.fraction < 1.0:
+            detail = (Path(self._folder) / "stderr.txt").read_text(errors="replace")[-2000:]
+            log.warning("training child ended with code %s: %s", code, detail)
+            raise UserError(
+                f"The training process stopped unexpectedly (exit code {code}), perhaps out of "
+                "memory. Try a shorter corpus or a smaller vocabulary size.",
+                key="tok_train_crashed",
+                code=code,
+            )
+        self._done = True
+        self.stop()
+        return True
+
+    def _timeout(self) -> UserError:
+        limit = f"{self.budget:g}"
+        return UserError(
+            f"Training took longer than {limit} s, the limit for one training on this server, "
+            "and was stopped. Use a shorter corpus or a smaller vocabulary size.",
+            key="tok_train_timeout",
+            limit=limit,
+        )
+
+    # what it learned
+    def results(self) -> list[TrainedTokenizer]:
+        """One trained tokenizer per size (after ``wait`` returned True)."""
+        if not self._done:
+            raise RuntimeError("TrainingJob.results() before the training finished")
+        return list(self._trained)
+
+    def first_merges(self) -> list[LearnedMerge]:
+        """The first ``merges`` merges of the largest BPE (``[]`` for the other algorithms)."""
+        return list(self._learned)
+
+
+def train(
+    corpus: str, algorithm: str, vocab_size: Any, budget: float | None = None
+) -> TrainedTokenizer:
+    """Train one tokenizer on ``corpus`` (each non-empty line is one training sequence), in a
+    child process stopped after ``budget`` seconds (``config.TOK_TRAIN_SECONDS``)."""
+    size = check_vocab_size(algorithm, vocab_size)
+    with TrainingJob(corpus, algorithm, [size], budget) as job:
+        job.wait()
+        return job.results()[0]
 
 
 # --- what BPE learned --------------------------------------------------------------------------
@@ -305,8 +638,7 @@ def step_by_step(corpus: str, merges: Any = 20) -> bpe.BPEResult:
         )
     from tokenizers import pre_tokenizers
 
-    pre = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    words = bpe.word_counts(pre, _lines(corpus))
+    words = bpe.word_counts(_pre_tokenizer("bpe"), _lines(corpus))
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     size = len(SPECIALS["bpe"]) + BYTE_ALPHABET + merges
     return bpe.train(words, size, SPECIALS["bpe"], alphabet, runners_up=4)
@@ -321,29 +653,39 @@ class SweepPoint:
     trained: TrainedTokenizer
 
 
+def sweep_points(trained: Sequence[TrainedTokenizer], sentence: str) -> list[SweepPoint]:
+    """The token count of ``sentence`` for each trained size."""
+    return [
+        SweepPoint(
+            t.requested_size,
+            t.vocab_size,
+            len(t.load().encode(sentence, add_special_tokens=False).ids),
+            t,
+        )
+        for t in trained
+    ]
+
+
 def vocab_sweep(
     corpus: str,
     algorithm: str,
     sizes: Sequence[int],
     sentence: str,
     progress: Progress | None = None,
+    budget: float | None = None,
 ) -> list[SweepPoint]:
-    """Train at each size and count the tokens of ``sentence``."""
-    corpus = read_corpus(corpus)
-    sizes = sorted({check_vocab_size(algorithm, s) for s in sizes})
-    if algorithm == "unigram":  # sizes below the character count cannot be trained
-        low = min_unigram_size(corpus)
-        sizes = [s for s in sizes if s >= low] or sizes[-1:]  # train() explains
-    out = []
-    for k, size in enumerate(sizes):
-        if progress:
-            progress(k / len(sizes), f"{algorithm} {size:,}")
-        trained = train(corpus, algorithm, size)
-        n = len(trained.load().encode(sentence, add_special_tokens=False).ids)
-        out.append(SweepPoint(size, trained.vocab_size, n, trained))
+    """Train at each size (one child, one budget for all) and count the tokens of ``sentence``.
+
+    Unigram sizes below the corpus's character count are skipped (they cannot be trained).
+    """
+    with TrainingJob(corpus, algorithm, sizes, budget) as job:
+        while not job.wait(0.25):
+            if progress:
+                progress(job.fraction, f"{algorithm} {job.size:,}")
+        trained = job.results()
     if progress:
         progress(1.0, "done")
-    return out
+    return sweep_points(trained, sentence)
 
 
 # --- a trained tokenizer in the playground -----------------------------------------------------

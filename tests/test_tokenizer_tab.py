@@ -7,13 +7,17 @@ request must still work.
 from __future__ import annotations
 
 import json
+import random
+import time
 
 import gradio as gr
 import httpx
+import psutil
 import pytest
 from gradio_client import Client, handle_file
 
 from llmviz import config
+from llmviz import tokenizer_training as training
 
 PICKS = ["gpt2", "smollm2-135m-instruct", "janome"]
 
@@ -263,3 +267,44 @@ def test_trained_tokenizers_are_named_in_the_readers_language(app_url):
     assert "BPE 1000（自分で学習）" in labels and not any("yours" in x for x in labels)
     html, _ = ja.predict("猫", ["trained:BPE 1000"], True, True, api_name="/tokenizer_tokenize")
     assert "BPE 1000（自分で学習）" in html and "(yours)" not in html
+
+
+# --- training is bounded -----------------------------------------------------------------------
+def test_a_giant_word_gets_the_limit_quickly_then_recovers(client):
+    start = time.monotonic()
+    with pytest.raises(Exception, match="no space or line break in it"):
+        client.predict(
+            "paste", "x" * 1_000_000, None, "bpe", 2000, "今日は", api_name="/tokenizer_train"
+        )
+    assert time.monotonic() - start < 30  # the upload of 1 MB included, on a busy machine
+    assert training.TrainingJob.live_pids() == []
+    _ok(client)
+
+
+def _gone(pids, within):
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if not any(psutil.pid_exists(p) for p in pids) and not training.TrainingJob.live_pids():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_cancelled_training_stops_its_child_at_once(client):
+    rng = random.Random(1)  # random 2,000-letter words: under the word cap, slow to train
+    words = ("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=2000)) for _ in range(500))
+    corpus = "\n".join(words)
+    job = client.submit(
+        "paste", corpus, None, "bpe", config.MAX_VOCAB_SIZE, "今日は", api_name="/tokenizer_train"
+    )
+    end = time.monotonic() + 60
+    while not training.TrainingJob.live_pids() and time.monotonic() < end:
+        time.sleep(0.05)
+    pids = training.TrainingJob.live_pids()  # the children this app started: only this one
+    assert len(pids) == 1 and psutil.Process(pids[0]).is_running()
+    time.sleep(1)  # well into the training (the sweep takes far longer than its budget)
+    cancelled = time.monotonic()
+    job.cancel()
+    assert _gone(pids, within=10), "the training child outlived the cancel"
+    assert time.monotonic() - cancelled < config.TOK_TRAIN_SECONDS  # not the budget's doing
+    _ok(client)

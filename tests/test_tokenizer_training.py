@@ -1,7 +1,12 @@
-"""Training with the library (llmviz.tokenizer_training): the three algorithms, limits, uploads."""
+"""Training with the library (llmviz.tokenizer_training): the three algorithms, limits, uploads,
+and the child process every training runs in (its time budget, and nothing left running)."""
 
 from __future__ import annotations
 
+import random
+import time
+
+import psutil
 import pytest
 
 from llmviz import bpe, config
@@ -182,3 +187,106 @@ def test_step_merges_must_be_a_whole_number_in_range(merges, ok):
     else:
         with pytest.raises(UserError, match="whole number from 1 to 200"):
             tt.step_by_step("low low lower", merges)
+
+
+# --- the child process and its bounds ----------------------------------------------------------
+def _gone(pid, within=10.0):
+    """True once ``pid`` (a child this test's code started) has exited and been reaped."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return False  # exited but never reaped: a leak of its own kind
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _slow_corpus():
+    """~1 MB of random letters in 2,000-character words: under the word cap, but training it to
+    32,000 tokens took 11 s here, far longer than the budgets below."""
+    rng = random.Random(0)  # a local generator: nothing seeded globally
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return "\n".join(
+        " ".join("".join(rng.choices(letters, k=2000)) for _ in range(2)) for _ in range(250)
+    )
+
+
+@pytest.mark.parametrize("algorithm", tt.ALGORITHMS)
+def test_training_in_the_child_gives_the_same_tokenizer_as_in_process(corpus, algorithm):
+    with tt.TrainingJob(corpus, algorithm, [1200]) as job:
+        assert job.pid is not None and job.pid in tt.TrainingJob.live_pids()
+        pid = job.pid
+        assert job.wait() is True
+        child = job.results()[0]
+    tok, trainer = tt._fresh(algorithm, 1200)  # the library, here, exactly as before the child
+    tok.train_from_iterator(tt._lines(corpus), trainer)
+    mine, here = child.load().get_vocab(), tok.get_vocab()
+    assert child.vocab_size == tok.get_vocab_size() and child.name.endswith(" 1200")
+    if algorithm == "bpe":  # deterministic: the very same tokenizer, merges and ids
+        assert child.json == tok.to_str()
+    elif algorithm == "unigram":  # the same pieces; the library numbers them differently each run
+        assert set(mine) == set(here)
+    else:  # WordPiece breaks ties differently each run, even in one process (34-42 of 1,200
+        # tokens differed between two runs here), so only nearly the same tokens
+        assert len(set(mine) ^ set(here)) < 0.1 * len(here)
+    assert _gone(pid) and pid not in tt.TrainingJob.live_pids()
+
+
+def test_the_child_also_reports_the_first_merges(corpus):
+    with tt.TrainingJob(corpus, "bpe", [300, 500], merges=10) as job:
+        job.wait()
+    learned = job.first_merges()
+    assert learned == tt.first_merges(job.results()[-1], corpus, 10)
+    assert [t.requested_size for t in job.results()] == [300, 500]
+
+
+@pytest.mark.parametrize("algorithm", tt.ALGORITHMS)
+def test_a_giant_word_is_refused_quickly_naming_the_limit(algorithm):
+    start = time.monotonic()
+    with pytest.raises(UserError) as err:
+        tt.train("x" * 1_000_000, algorithm, 1000)
+    assert time.monotonic() - start < 10
+    assert err.value.key == "tok_word_too_long"
+    assert (
+        "1,000,000 characters" in err.value.message and "the limit is 10,000" in err.value.message
+    )
+    assert tt.TrainingJob.live_pids() == []
+
+
+def test_word_cap_counts_characters_per_piece():
+    limit = config.TOK_MAX_WORD_CHARS
+    tt.check_words("猫" * limit, "bpe")  # characters, not UTF-8 bytes (3 per kanji)
+    tt.check_words(" ".join(["word"] * 100_000), "unigram")  # a long line of short words
+    for algorithm in tt.ALGORITHMS:
+        with pytest.raises(UserError, match="no space or line break"):
+            tt.check_words("ok\n" + "a" * (limit + 1), algorithm)
+
+
+def test_the_budget_kills_a_long_training_and_says_so():
+    start = time.monotonic()
+    with pytest.raises(UserError) as err:
+        with tt.TrainingJob(_slow_corpus(), "bpe", [32_000], budget=1.5) as job:
+            pid = job.pid
+            job.wait()
+    assert err.value.key == "tok_train_timeout" and "1.5 s" in err.value.message
+    assert time.monotonic() - start < 8
+    assert _gone(pid, within=2) and tt.TrainingJob.live_pids() == []
+
+
+def test_leaving_the_block_early_kills_the_child():
+    """What a Stop does: the UI's generator is closed while it waits, and the ``with`` ends."""
+
+    def waiting():
+        with tt.TrainingJob(_slow_corpus(), "bpe", [32_000]) as job:
+            while not job.wait(0.2):
+                yield job.pid
+
+    steps = waiting()
+    pid = next(steps)
+    assert psutil.Process(pid).is_running()
+    closed = time.monotonic()
+    steps.close()
+    assert _gone(pid, within=10) and time.monotonic() - closed < 10
+    assert tt.TrainingJob.live_pids() == []

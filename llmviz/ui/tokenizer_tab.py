@@ -3,7 +3,9 @@
 
 Handlers are thin: the maths is in ``llmviz.tokens``, ``llmviz.token_stats``, ``llmviz.bpe`` and
 ``llmviz.tokenizer_training``; drawing in ``llmviz.plots.tokens``. Trained tokenizers live in a
-per-session ``gr.State`` (one student's training never reaches another's list).
+per-session ``gr.State`` (one student's training never reaches another's list). Training runs
+in a child process (``training.TrainingJob``); its handler is a generator, so a Stop or a closed
+tab closes it and the child is killed at once.
 """
 
 from __future__ import annotations
@@ -251,19 +253,37 @@ def _byte_label(raw: bytes) -> str:
         return f"<{hex_bytes(raw)}>"
 
 
+TRAIN_OUTPUTS = 7  # summary, merges, seg, curve, trained, picks, dec_pick
+POLL_SECONDS = 0.5  # how often the training handler yields: how soon a Stop is noticed
+
+
 @handler
 def _on_train(
     source: str, pasted: str, upload: Any, algorithm: str, vocab: float, sentence: str,
     trained: dict, request: gr.Request, progress: gr.Progress = gr.Progress(),
-) -> tuple:  # fmt: skip
+) -> Any:  # fmt: skip
     lang = lang_of(request)
     corpus = _corpus(source, pasted, upload)
     size = training.check_vocab_size(algorithm, vocab)
     token_stats.check_text(sentence, config.TOK_MAX_SENTENCE_CHARS)
-    points = training.vocab_sweep(
-        corpus, algorithm, _sizes(size, algorithm), sentence,
-        progress=lambda f, m: progress(f, desc=m),
-    )  # fmt: skip
+    with training.TrainingJob(corpus, algorithm, _sizes(size, algorithm), merges=30) as job:
+        # leaving this block in any way (done, an error, the generator closed by Stop) kills it
+        while not job.wait(POLL_SECONDS):
+            progress(job.fraction, desc=f"{algorithm} {job.size:,}")
+            status = text(
+                "tok.training_now", lang, name=training.trained_name(algorithm, job.size),
+                seconds=f"{job.elapsed:.0f}", limit=f"{job.budget:g}",
+            )  # fmt: skip
+            yield (status, *[gr.skip()] * (TRAIN_OUTPUTS - 1))
+        points = training.sweep_points(job.results(), sentence)
+        learned = job.first_merges()
+    yield _trained_outputs(points, learned, algorithm, sentence, trained, lang)
+
+
+def _trained_outputs(
+    points: list[training.SweepPoint], learned: list[training.LearnedMerge], algorithm: str,
+    sentence: str, trained: dict | None, lang: str,
+) -> tuple:  # fmt: skip
     final = points[-1].trained
     trained = dict(trained or {})
     trained[final.name] = final
@@ -281,7 +301,7 @@ def _on_train(
             _byte_label(m.token),
             m.count,
         ]
-        for m in training.first_merges(final, corpus, 30)
+        for m in learned
     ]
     n = len(points)
     shown = [points[i] for i in sorted({0, n // 3, (2 * n) // 3, n - 1})]
@@ -295,11 +315,10 @@ def _on_train(
         text("tok.curve_title", lang), text("tok.curve_x", lang), text("tok.curve_y", lang),
     )  # fmt: skip
     note = "" if algorithm == "bpe" else text("tok.merges_none", lang)
-    merges = _frame(merges, MERGE_COLS, lang)
     choices = _choices(trained, lang)
     return (
         summary + ("\n\n" + note if note else ""),
-        merges,
+        _frame(merges, MERGE_COLS, lang),
         view.rows_html(rows),
         fig,
         trained,
@@ -473,7 +492,11 @@ def _build_training(trained: gr.State, compare: dict[str, Any]) -> None:
                 info=t("tok.vocab_info"),
             )  # fmt: skip
             sentence = gr.Textbox(value=TEST_SENTENCE, label=t("tok.test_sentence"))
-            train_btn = gr.Button(t("tok.train_btn"), variant="primary", elem_id="tok-train-btn")
+            with gr.Row():
+                train_btn = gr.Button(
+                    t("tok.train_btn"), variant="primary", elem_id="tok-train-btn"
+                )
+                stop_btn = gr.Button(t("common.stop"), elem_id="tok-train-stop")
     summary = gr.Markdown(elem_id="tok-train-summary")
     with gr.Row():
         with gr.Column():
@@ -483,11 +506,13 @@ def _build_training(trained: gr.State, compare: dict[str, Any]) -> None:
         with gr.Column():
             gr.Markdown(t("tok.merges_title"))
             merges = gr.Dataframe(interactive=False, max_height=520, visible=False)
-    train_btn.click(
+    training_run = train_btn.click(
         _on_train, [source, pasted, upload, algorithm, vocab, sentence, trained],
         [summary, merges, seg, curve, trained, compare["picks"], compare["dec_pick"]],
         api_name="tokenizer_train", **MODEL,
     )  # fmt: skip
+    # Stop closes the training generator: its TrainingJob kills the child process at once
+    stop_btn.click(None, None, None, cancels=[training_run], api_name=False)
 
     gr.Markdown(t("tok.step_intro"))
     with gr.Row():
