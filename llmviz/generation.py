@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from llmviz import checks, config
@@ -36,7 +37,7 @@ from llmviz.sampling import (
     rank_of,
     sample_next,
 )
-from llmviz.tokens import labels_of, readable_decode, stop_token_ids, token_pieces
+from llmviz.tokens import hex_bytes, labels_of, readable_decode, stop_token_ids, token_pieces
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -301,6 +302,55 @@ def generate_ids(
 
 
 # --- one student's run ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextGroup:
+    """One readable unit of the generated text: a token, or the tokens of one character that a
+    byte-level tokenizer split (their probabilities multiply: the character's probability)."""
+
+    text: str  # the characters; bytes that form none as <E3 81>; a special token as itself
+    prob: float  # product of the tokens' original probabilities
+    rank: int  # rank of the first token
+    forced: bool  # any of them forced by the student
+    steps: tuple[int, ...]  # indices into ``Session.history``
+    special: bool
+
+
+def text_groups(tokenizer: Any, ids: Sequence[int], n_prompt: int,
+                history: Sequence[GeneratedToken]) -> list[TextGroup]:  # fmt: skip
+    """The generated part of ``ids`` (after ``n_prompt`` prompt tokens) grouped into characters.
+
+    A group whose tokens have no history record (a prompt character that a generated token
+    completed) is left out.
+    """
+    pieces = token_pieces(tokenizer, ids)[n_prompt:]
+    out: list[TextGroup] = []
+    k = 0
+    while k < len(pieces):
+        j = k + 1
+        while j < len(pieces) and pieces[j].group == pieces[k].group:
+            j += 1
+        steps = tuple(i for i in range(k, j) if i < len(history))
+        first = pieces[k]
+        if steps:
+            records = [history[i] for i in steps]
+            if first.special or first.text or not first.partial:
+                shown = first.text
+            else:
+                shown = "<" + hex_bytes(first.raw) + ">"
+            out.append(
+                TextGroup(
+                    text=shown,
+                    prob=float(np.prod([r.prob for r in records])),
+                    rank=records[0].rank,
+                    forced=any(r.forced for r in records),
+                    steps=steps,
+                    special=first.special,
+                )
+            )
+        k = j
+    return out
+
+
 @dataclass
 class Session:
     """Per-user state of the step-by-step view (kept in ``gr.State``; never shared)."""

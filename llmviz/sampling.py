@@ -266,6 +266,17 @@ class SamplingStep:
     def vocab_size(self) -> int:
         return int(self.original_probs.shape[0])
 
+    @property
+    def nucleus_size(self) -> int:
+        """Tokens inside the top-p nucleus (greedy keeps one: the favourite)."""
+        return 1 if self.settings.greedy else int(self.kept_top_p.sum())
+
+    @property
+    def tempered_choices(self) -> float:
+        """``2 ** tempered_entropy_bits``: as uncertain as a fair die with this many sides,
+        after temperature (the same measure as ``effective_choices``)."""
+        return float(2.0**self.tempered_entropy_bits)
+
     def top_ids(self, n: int) -> np.ndarray:
         """The ``n`` most likely token ids under the original distribution, most likely first."""
         n = min(n, self.vocab_size)

@@ -24,7 +24,7 @@ from llmviz.generation import (
     stream,
     temperature_experiment,
 )
-from llmviz.sampling import SamplingSettings
+from llmviz.sampling import SamplingSettings, sample_next
 
 PROMPT = "こんにちは、"
 
@@ -298,3 +298,28 @@ def test_gemma_next_token_view_is_full_vocabulary_and_japanese(gemma_tab):
     assert any(
         "\u3040" <= ch <= "\u9fff" for label in labels for ch in label
     )  # Japanese candidates
+
+
+def test_text_groups_join_a_split_character_and_multiply_its_probabilities(tiny_tokenizer):
+    """The colored text shows 猫 once, with the probability of the whole character."""
+    from llmviz.generation import GeneratedToken, text_groups
+
+    prompt = tiny_tokenizer("吾輩は", add_special_tokens=False)["input_ids"]
+    new = tiny_tokenizer("猫!", add_special_tokens=False)["input_ids"]
+    s = SamplingSettings()
+    history = [GeneratedToken(t, 0.5, 0.5, 1 + i, 10, i == 0, s) for i, t in enumerate(new)]
+    groups = text_groups(tiny_tokenizer, prompt + new, len(prompt), history)
+    assert "".join(g.text for g in groups) == "猫!"
+    cat = groups[0]
+    n = len(cat.steps)  # byte-level BPE: 猫 may take one token or several
+    assert cat.text == "猫" and cat.prob == pytest.approx(0.5**n) and cat.forced and cat.rank == 1
+    assert "\ufffd" not in "".join(g.text for g in groups)
+
+
+def test_nucleus_size_and_tempered_choices():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.1, 0.1]))
+    view = sample_next(logits, SamplingSettings(temperature=1.0, top_k=0, top_p=0.75), draw_token=False)
+    assert view.nucleus_size == 2  # 0.5 + 0.3 reaches 0.75
+    assert view.tempered_choices == pytest.approx(2 ** view.tempered_entropy_bits)
+    greedy = sample_next(logits, SamplingSettings(temperature=0), draw_token=False)
+    assert greedy.nucleus_size == 1

@@ -122,6 +122,12 @@ class Blocks(gr.Blocks):
         token = _REQUEST.set(request[0] if isinstance(request, list) and request else request)
         try:
             return await super().process_api(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - e.g. click data without "index" (SelectData)
+            log.warning("request refused before its handler: %r", err)
+            lang = lang_of(_REQUEST.get())
+            raise user_error(text("errors.api_request", lang, kind=type(err).__name__), lang) from None
         finally:
             _REQUEST.reset(token)
 

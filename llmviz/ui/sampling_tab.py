@@ -12,7 +12,6 @@ import dataclasses
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from llmviz import config
@@ -21,6 +20,7 @@ from llmviz.generation import (
     candidate_labels,
     check_seed,
     temperature_experiment,
+    text_groups,
 )
 from llmviz.plots.sampling import (
     CandidateBars,
@@ -31,7 +31,7 @@ from llmviz.plots.sampling import (
     stat_cards_html,
 )
 from llmviz.sampling import SamplingSettings, SamplingStep
-from llmviz.tokens import hex_bytes, labels_of, readable_decode, tail_ids, token_pieces
+from llmviz.tokens import labels_of, readable_decode, tail_ids, token_pieces
 from llmviz.ui.common import (
     GENERATE,
     LIGHT,
@@ -130,7 +130,6 @@ def _charts(session: Session, view: SamplingStep, top_n: int, lang: str) -> Scre
     subtitle = text("sampling.chart_subtitle", lang, n=len(ids), vocab=view.vocab_size)
     bars_fig = candidates_figure(bars, names, title, subtitle)
     curve = view.nucleus_curve(config.SAMPLING_CURVE_N)
-    nucleus = int(view.kept_top_p.sum()) if not view.settings.greedy else 1
     curve_names = {
         k: text(f"sampling.curve.{k}", lang)
         for k in ("curve", "threshold", "nucleus", "rank", "cumulative")
@@ -138,13 +137,12 @@ def _charts(session: Session, view: SamplingStep, top_n: int, lang: str) -> Scre
     curve_fig = nucleus_figure(
         curve,
         view.settings.top_p,
-        nucleus,
+        view.nucleus_size,
         curve_names,
         text("sampling.curve.title", lang),
         text("sampling.curve.subtitle", lang),
     )
     top = int(ids[0])
-    t_eff = 2.0**view.tempered_entropy_bits
     cards = [
         (
             text("sampling.stat.entropy", lang),
@@ -158,7 +156,7 @@ def _charts(session: Session, view: SamplingStep, top_n: int, lang: str) -> Scre
         ),
         (
             text("sampling.stat.tempered", lang),
-            f"{t_eff:,.1f}",
+            f"{view.tempered_choices:,.1f}",
             text("sampling.stat.tempered_hint", lang, t=f"{view.settings.temperature:g}"),
         ),
         (
@@ -191,32 +189,19 @@ def _charts(session: Session, view: SamplingStep, top_n: int, lang: str) -> Scre
 
 def _colored_text(session: Session, lang: str) -> str:
     dec = session.decoder
-    n_prompt = len(dec.prompt_ids)
-    pieces = token_pieces(dec.tokenizer, dec.ids)[n_prompt:]
-    out: list[ColoredPiece] = []
-    group: list[int] = []  # indices into history of one split character
-    for k, piece in enumerate(pieces):
-        group.append(k)
-        last = k + 1 == len(pieces) or pieces[k + 1].group != piece.group
-        if not last:
-            continue
-        records = [session.history[j] for j in group if j < len(session.history)]
-        if not records:
-            group = []
-            continue
-        prob = float(np.prod([r.prob for r in records]))
-        first = pieces[group[0]]
-        shown = (
-            first.text if (first.text or not first.partial) else "<" + hex_bytes(first.raw) + ">"
+    out = [
+        ColoredPiece(
+            g.text,
+            g.prob,
+            g.rank,
+            g.forced,
+            " | ".join(
+                text("sampling.text.tooltip", lang, step=j + 1, p=_pct(r.prob), rank=r.rank)
+                for j, r in ((j, session.history[j]) for j in g.steps)
+            ),
         )
-        if first.special:
-            shown = first.text
-        tip = " | ".join(
-            text("sampling.text.tooltip", lang, step=j + 1, p=_pct(r.prob), rank=r.rank)
-            for j, r in zip(group, records, strict=False)
-        )
-        out.append(ColoredPiece(shown, prob, records[0].rank, any(r.forced for r in records), tip))
-        group = []
+        for g in text_groups(dec.tokenizer, dec.ids, len(dec.prompt_ids), session.history)
+    ]
     return colored_text_html(
         dec.prompt, out, text("sampling.text.legend", lang), text("sampling.text.empty", lang)
     )
