@@ -50,6 +50,7 @@ from llmviz.ui.common import (
     handler,
     model_dropdown,
     skip,
+    slider_changes,
     state_field,
 )
 from llmviz.ui.i18n import lang_of, t, text
@@ -391,26 +392,9 @@ def build() -> None:
     if root is not None:
         root.load(_on_page, None, txt, api_name=False, **LIGHT)
     view_inputs = [state, layer, head, token, hide]
-    # a slider's new value counts when it is let go, typed into its box (Enter) or stepped
-    # with the arrow keys: .release covers the mouse, .input the keyboard
-    gr.on(
-        [layer.release, layer.input],
-        _on_view,
-        view_inputs,
-        screen,
-        api_name="attention_layer",
-        trigger_mode="always_last",
-        **LIGHT,
-    )
-    gr.on(
-        [head.release, head.input],
-        _on_view,
-        view_inputs,
-        screen,
-        api_name="attention_head",
-        trigger_mode="always_last",
-        **LIGHT,
-    )
+    for slider, api in ((layer, "attention_layer"), (head, "attention_head")):
+        gr.on(slider_changes(slider), _on_view, view_inputs, screen, api_name=api,
+              trigger_mode="always_last", **LIGHT)  # fmt: skip
     token.input(_on_view, view_inputs, screen, api_name="attention_token", **LIGHT)
     hide.input(_on_view, view_inputs, screen, api_name="attention_view", **LIGHT)
     overview.select(_on_pick, [state, token, hide], screen, api_name="attention_pick", **LIGHT)

@@ -248,6 +248,15 @@ def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# --- sliders -------------------------------------------------------------------------------------
+def slider_changes(*sliders: Any) -> list[Any]:
+    """The triggers for "this slider has a new value": let go with the mouse (``release``), but
+    also a number typed into its box or a step with the arrow keys (``input``: gradio sends
+    ``release`` only on pointer-up or blur). Use with ``trigger_mode="always_last"`` so a drag
+    runs the handler for its newest value only."""
+    return [event for s in sliders for event in (s.release, s.input)]
+
+
 # --- models ------------------------------------------------------------------------------------
 def model_choices(role: str | None = None) -> list[tuple[str, str]]:
     """(label, catalog key) pairs for a dropdown; ``role`` filters "base" / "instruct"."""

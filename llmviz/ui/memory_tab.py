@@ -19,7 +19,7 @@ from llmviz import config, measure, memory, quant_quality, quantize
 from llmviz.memory_presets import PRESETS, TEXTBOOK_KEYS, get_preset
 from llmviz.models import hub_config
 from llmviz.plots import memory as plots
-from llmviz.ui.common import LIGHT, MODEL, get_model, handler, model_dropdown
+from llmviz.ui.common import LIGHT, MODEL, get_model, handler, model_dropdown, slider_changes
 from llmviz.ui.i18n import lang_of, t, text
 
 CALC_DEFAULT = ("fp32", "bf16", "int8", "nf4", "q4_k_m")
@@ -577,13 +577,8 @@ def _build_lab() -> None:
     run.click(_show, None, results, api_name=False, queue=False)
     inputs, outputs = [model, layer, matrix, bits, method], [summary, table, hist, heat]
     run.click(_on_lab, inputs, outputs, api_name="memory_lab", **MODEL)
-    for control in (bits, layer):
-        # .release for the mouse; .input also for a number typed into the box or arrow keys
-        # (gradio sends release only on pointer-up/blur). always_last: one pending run at most.
-        gr.on(
-            [control.release, control.input], _on_lab, inputs, outputs, api_name=False,
-            trigger_mode="always_last", **MODEL,
-        )  # fmt: skip
+    gr.on(slider_changes(bits, layer), _on_lab, inputs, outputs, api_name=False,
+          trigger_mode="always_last", **MODEL)  # fmt: skip
     for control in (matrix, method):
         control.input(_on_lab, inputs, outputs, api_name=False, **MODEL)
     model.input(_on_lab_model, [model], [layer], api_name="memory_lab_model", **LIGHT)

@@ -41,6 +41,7 @@ from llmviz.ui.common import (
     handler,
     model_dropdown,
     skip,
+    slider_changes,
     state_field,
 )
 from llmviz.ui.i18n import lang_of, t, text
@@ -571,12 +572,8 @@ def build() -> None:
     )
     reset_btn.click(_on_reset, where, view_outputs, api_name="sampling_reset", **MODEL)
     force_choice.input(_on_pick, force_choice, force_id, api_name="sampling_pick", **LIGHT)
-    # A slider's new value counts when it is let go (.release), but also when it is typed into
-    # its box or stepped with the arrow keys (.input: gradio sends release only on blur/pointerup).
-    # always_last: while one re-filter runs, only the newest pending value is drawn next.
-    sliders = (temperature, top_p, min_p, top_n)
     gr.on(
-        [*(s.release for s in sliders), *(s.input for s in sliders), top_k.submit, top_k.blur],
+        [*slider_changes(temperature, top_p, min_p, top_n), top_k.submit, top_k.blur],
         _on_refilter,
         [*knobs, state],
         view_outputs,
