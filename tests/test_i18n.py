@@ -59,3 +59,9 @@ def test_lang_of_follows_accept_language(header, lang):
 
 def test_lang_of_without_request():
     assert lang_of(None) == "en"
+
+
+def test_no_ui_string_shows_the_replacement_character():
+    """The app never shows "\ufffd"; texts that explain it name it (U+FFFD) instead."""
+    bad = [(lang, k) for lang in STRINGS for k, v in STRINGS[lang].items() if "\ufffd" in v]
+    assert bad == []
