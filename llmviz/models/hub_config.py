@@ -60,6 +60,8 @@ def read_config(name: str) -> Any:
         )
     name = name.strip()
     spec = get_spec(name)  # refuses paths and malformed ids
+    if spec.base:  # a LoRA entry has its base's architecture
+        spec = get_spec(spec.base)
     if spec.is_packaged and packaged.is_installed(spec) and cache.is_valid(cache.cache_dir(spec)):
         return _auto_config(str(cache.cache_dir(spec)), spec.hub_id)
     hub_id = spec.hub_id

@@ -26,7 +26,7 @@ from typing import Any
 
 from llmviz import config
 from llmviz.errors import UserError
-from llmviz.models import cache, device, hub, packaged
+from llmviz.models import adapters, cache, device, hub, packaged
 from llmviz.models.catalog import ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def load_model(name: str, precision: str = "auto", progress: Progress | None = N
                 return _loaded[slot]
         start = time.perf_counter()
         with LIBRARY_LOCK:
-            source = _weights_source(spec, progress)
+            source = _weights_source(adapters.base_spec(spec), progress)
             progress(0.8, f"Loading {spec.display} at {precision}")
             model, tokenizer = _from_pretrained(spec, source, precision)
         item = LoadedModel(
@@ -144,6 +144,34 @@ def load_model(name: str, precision: str = "auto", progress: Progress | None = N
         return item
 
 
+def load_private(name: str, precision: str = "auto", progress: Progress | None = None) -> LoadedModel:
+    """A fresh copy of model ``name`` that is not shared with the other tabs (not kept in the
+    in-memory cache). Training wraps a model in LoRA layers in place, so it needs its own copy."""
+    spec = get_spec(name)
+    if precision == "auto":
+        precision = device.default_precision()
+    if precision not in PRECISIONS:
+        raise UserError(
+            f"Unknown precision '{str(precision)[:20]}'. Choose one of: {', '.join(PRECISIONS)}.",
+            key="precision_unknown",
+            precision=str(precision)[:20],
+        )
+    progress = progress or _no_progress
+    start = time.perf_counter()
+    with LIBRARY_LOCK:
+        source = _weights_source(adapters.base_spec(spec), progress)
+        model, tokenizer = _from_pretrained(spec, source, precision)
+    return LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        precision=precision,
+        device=str(next(model.parameters()).device.type),
+        footprint_bytes=int(model.get_memory_footprint()),
+        load_seconds=time.perf_counter() - start,
+    )
+
+
 def load_tokenizer(name: str, progress: Progress | None = None) -> Any:
     """The tokenizer of model ``name`` without loading its weights into memory."""
     spec = get_spec(name)
@@ -152,7 +180,7 @@ def load_tokenizer(name: str, progress: Progress | None = None) -> Any:
             if key == spec.key:
                 return item.tokenizer
     with LIBRARY_LOCK:
-        source = _weights_source(spec, progress or _no_progress)
+        source = _weights_source(adapters.base_spec(spec), progress or _no_progress)
         return _guard(spec, lambda: _shared_tokenizer(spec, source))
 
 
@@ -170,6 +198,8 @@ def _shared_tokenizer(spec: ModelSpec, source: str) -> Any:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(source, **_hub_kwargs(spec))
+    if spec.adapter:  # its own object (keyed by spec.key): the base's tokenizer stays as it is
+        tok = adapters.prepare_tokenizer(tok)
     with _registry_lock:
         tok = _tokenizers.setdefault(slot, tok)
         while len(_tokenizers) > _TOKENIZERS_KEPT:
@@ -235,6 +265,8 @@ def _from_pretrained(spec: ModelSpec, source: str, precision: str) -> tuple[Any,
             model = model.to(dev)
         model.eval()
         device.prepare_4bit_for_cpu(model)
+        if spec.adapter:
+            model = adapters.apply(model, spec, merge=precision in ("fp32", "bf16", "fp16"))
         return model, tok
 
     try:
@@ -246,7 +278,7 @@ def _from_pretrained(spec: ModelSpec, source: str, precision: str) -> tuple[Any,
             raise
         # A cache that passed the size check can still be damaged inside: rebuild it once.
         log.warning("cached %s failed to load; rebuilding the cache", spec.key, exc_info=True)
-        cache.ensure_converted(spec, _no_progress, force=True)
+        cache.ensure_converted(adapters.base_spec(spec), _no_progress, force=True)
         return _guard(spec, load)
 
 
