@@ -17,6 +17,7 @@ from llmviz.config import ASSETS  # noqa: E402
 from llmviz.ui import (  # noqa: E402
     attention_tab,
     compare_tab,
+    finetune_tab,
     labs_tab,
     memory_tab,
     models_panel,
@@ -32,6 +33,7 @@ TABS = (
     ("sampling", sampling_tab),
     ("memory", memory_tab),
     ("compare", compare_tab),
+    ("finetune", finetune_tab),
     ("labs", labs_tab),
 )
 
@@ -65,6 +67,7 @@ demo = build()
 def warm_up() -> None:
     """Work worth doing before the first student clicks, once the page is already served."""
     tokenizer_tab.warm_up()
+    finetune_tab.warm_up()
 
 
 if __name__ == "__main__":

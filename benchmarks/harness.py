@@ -372,6 +372,12 @@ NORMAL: dict[str, Normal] = {
     # a click near the top-left of the overview picture: layer 0, head 0
     "attention_pick": Normal({"token": 3}, _ATTENTION, {"index": [60, 40], "value": None}),
     "compare_run": Normal({"max_new_tokens": 4}),
+    # one short step, answers only before and after: a training run costs seconds, not minutes
+    "finetune_run": Normal({"steps": 1, "batch": 1, "probe_every": 0}),
+    "finetune_ask": Normal(
+        {"question": "日本の首都は？"},
+        setup=(("finetune_run", {"steps": 1, "batch": 1, "probe_every": 0}),),
+    ),
     "memory_measure": Normal({"precisions": ["bf16"]}),
     "tokenizer_preset": Normal({"name": "ja_en"}),
     "tokenizer_train": Normal({"vocab": 300}),

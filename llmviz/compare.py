@@ -49,7 +49,7 @@ def resolve_pair(key: str) -> tuple[str, str]:
     """(left model key, right model key) of a pair choice.
 
     >>> resolve_pair("same")
-    ('smollm2-135m-instruct', 'smollm2-135m-instruct')
+    ('gemma-3-270m-sft', 'gemma-3-270m-sft')
     """
     key = key if isinstance(key, str) else repr(key)
     if key == SAME_MODEL_PAIR:
@@ -66,7 +66,7 @@ def resolve_pair(key: str) -> tuple[str, str]:
 
 def pair_kind(left: ModelSpec, right: ModelSpec) -> str:
     """ "same_model", "same_family" or "cross" (say so: differences are not only tuning)."""
-    if left.hub_id == right.hub_id:
+    if left.hub_id == right.hub_id and left.adapter == right.adapter:  # an adapter makes a new model
         return "same_model"
     return "same_family" if left.family == right.family else "cross"
 

@@ -143,3 +143,7 @@ FT_SECONDS = 600  # wall-clock budget of one live run; it stops (and says so) af
 #: Precision of the model a live run trains: "auto" = bf16 where native, fp32 elsewhere; on CUDA
 #: the frozen base is loaded in 4-bit (QLoRA).
 FT_PRECISION = os.environ.get("LLMVIZ_FT_PRECISION", "auto")
+FT_DEFAULT_STEPS = 40  # a live run: ~30 s of training on 2 cores (benchmarks/bench_finetune.py)
+FT_DEFAULT_PROBE_EVERY = 5  # steps between two answers to the held-out question
+FT_PROBE_TOKENS = 32  # new tokens of each of those answers
+FT_ASK_TOKENS = 48  # new tokens when a student asks their own tuned model

@@ -170,7 +170,7 @@ def parse_pairs(data: bytes | str, source: str = "data") -> tuple[Pair, ...]:
                 pos=f"{err.start:,}",
             ) from None
     pairs: list[Pair] = []
-    for number, raw in enumerate(data.splitlines(), start=1):
+    for number, raw in enumerate(data.split("\n"), start=1):  # not splitlines: JSON allows U+2028 raw
         if not raw.strip():
             continue
         try:
@@ -239,7 +239,15 @@ def read_pairs(path: str | Path) -> tuple[Pair, ...]:
             n=f"{size:,}",
             limit=f"{config.FT_MAX_UPLOAD_BYTES:,}",
         )
-    return parse_pairs(path.read_bytes(), path.name)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise UserError(
+            f"Cannot read the file {path.name}. Upload it again.",
+            key="ft_data_unreadable",
+            source=path.name,
+        ) from None
+    return parse_pairs(data, path.name)
 
 
 TRAIN_FILE = config.ASSETS / "finetune" / "train.jsonl"
@@ -639,16 +647,27 @@ def train(
 
 
 # --- saving -------------------------------------------------------------------------------------
-def save_adapter(peft_model: Any, target: str | Path, info: dict[str, Any] | None = None) -> Path:
+def save_adapter(
+    peft_model: Any,
+    target: str | Path,
+    info: dict[str, Any] | None = None,
+    base_name: str | None = None,
+) -> Path:
     """Save the LoRA weights in peft's format (``adapter_config.json`` +
     ``adapter_model.safetensors``) plus ``training.json``; written to a temporary sibling and
-    renamed into place, so a crash mid-save leaves the old adapter intact."""
+    renamed into place, so a crash mid-save leaves the old adapter intact. ``base_name`` (a Hub
+    id) replaces the local path peft records as the base model."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         peft_model.save_pretrained(work / "a", safe_serialization=True)
         (work / "a" / "README.md").unlink(missing_ok=True)  # peft's generic model-card template
+        if base_name:
+            cfg_path = work / "a" / "adapter_config.json"
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            cfg["base_model_name_or_path"] = base_name
+            cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if info is not None:
             (work / "a" / "training.json").write_text(
                 json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"

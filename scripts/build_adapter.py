@@ -72,7 +72,7 @@ def main() -> int:
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                          "peft": peft.__version__},
         }
-        finetune.save_adapter(tuned, args.out, info)
+        finetune.save_adapter(tuned, args.out, info, base_name="google/gemma-3-270m")
     print(json.dumps({k: v for k, v in info.items() if k != "losses"}, ensure_ascii=False))
     print(f"[build] saved {args.out} in {seconds:.0f} s; loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     return 0

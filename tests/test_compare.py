@@ -156,12 +156,17 @@ def test_presets_are_the_textbook_questions():
 
 # --- pairs ----------------------------------------------------------------------------------------
 def test_pairs_come_from_the_catalog():
-    assert compare.resolve_pair("default") == ("gemma-3-270m", "smollm2-135m-instruct")
+    # The offline default is one family: the packaged base and the same base + our LoRA tuning.
+    assert compare.resolve_pair("default") == ("gemma-3-270m", "gemma-3-270m-sft")
+    assert compare.resolve_pair("cross") == ("gemma-3-270m", "smollm2-135m-instruct")
+    default = [get_spec(k) for k in compare.resolve_pair("default")]
+    assert all(s.is_packaged for s in default)
+    assert default[0].family == default[1].family and default[1].base == default[0].key
     left, right = compare.resolve_pair("same")
     assert left == right and CATALOG[left].has_chat_template
     for key in compare.PAIR_KEYS:
         base, inst = (get_spec(k) for k in compare.resolve_pair(key))
-        if key not in ("default", "same"):
+        if key not in ("cross", "same"):
             assert (base.role, inst.role) == ("base", "instruct")
             assert compare.pair_kind(base, inst) == "same_family"
     assert compare.pair_kind(get_spec("gemma-3-270m"), get_spec("smollm2-135m-instruct")) == "cross"

@@ -472,11 +472,6 @@ def test_field_length_and_pair_count_limits(monkeypatch):
     assert _key("\n".join([GOOD] * 3)).key == "ft_data_too_many"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: parse_pairs splits with str.splitlines(), which also breaks lines at U+2028, "
-    "U+2029 and U+0085; json.dumps(ensure_ascii=False) leaves those raw inside strings",
-)
 @pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85"])
 def test_unicode_line_separators_inside_a_string_stay_in_the_string(sep):
     line = json.dumps({"instruction": f"一行目{sep}二行目", "answer": "はい。"}, ensure_ascii=False)
@@ -485,11 +480,6 @@ def test_unicode_line_separators_inside_a_string_stay_in_the_string(sep):
     assert pair.instruction == f"一行目{sep}二行目"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_pairs checks only stat(); read_bytes() of a directory raises "
-    "IsADirectoryError instead of UserError ft_data_unreadable",
-)
 def test_read_pairs_of_a_directory_is_unreadable(tmp_path):
     with pytest.raises(UserError) as err:
         finetune.read_pairs(tmp_path)

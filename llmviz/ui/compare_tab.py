@@ -76,6 +76,8 @@ def _pair_note(left_key: str, right_key: str, lang: str) -> str:
     kind = compare.pair_kind(left, right)
     if kind == "same_model":
         return text("cmp.pair_note_same_model", lang)
+    if kind == "same_family" and (left.key, right.key) == compare.resolve_pair("default"):
+        return text("cmp.pair_note_default", lang)
     if kind == "same_family":
         return text("cmp.pair_note_same_family", lang, left=left.display, right=right.display)
     if left.is_packaged and right.is_packaged:
@@ -383,7 +385,7 @@ def build() -> None:
                 right_dd = model_dropdown(
                     t("cmp.right_model"), right0, elem_id="cmp-right-model", min_width=240
                 )
-            note = gr.Markdown(t("cmp.pair_note_cross"), elem_id="cmp-pair-note")
+            note = gr.Markdown(t("cmp.pair_note_default"), elem_id="cmp-pair-note")
         with gr.Column(scale=2):
             with gr.Accordion(t("cmp.settings"), open=True):
                 template = gr.Checkbox(

@@ -13,8 +13,8 @@ from tests.e2e.conftest import open_tab
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TEXTS = {
-    "en-US": {"run": "Ask both models", "few": "few-shot", "cross": "Different families"},
-    "ja-JP": {"run": "両方のモデルに聞く", "few": "フューショット", "cross": "別ファミリー"},
+    "en-US": {"run": "Ask both models", "few": "few-shot", "pair": "Same family, offline"},
+    "ja-JP": {"run": "両方のモデルに聞く", "few": "フューショット", "pair": "同じファミリー、オフライン"},
 }
 DONE = "() => ['left', 'right'].every(s => /[✅⏹]/.test(document.querySelector('#cmp-status-' + s).innerText))"
 
@@ -26,10 +26,11 @@ def test_compare_tab_in_the_browser(open_app, shot_dir, locale):
     open_tab(page, "compare")
     tab = page.locator("#tab-compare")
     assert words["run"] in tab.inner_text()
-    # the cross-family warning and the exact prompts are there before anything is generated
-    page.wait_for_selector(f"#cmp-pair-note :text('{words['cross']}')", timeout=30_000)
+    # the default pair is one family (base vs base + our tuning), said before anything runs,
+    # and the exact prompts are there: the tuned model gets Gemma's turn format
+    page.wait_for_selector(f"#cmp-pair-note :text('{words['pair']}')", timeout=30_000)
     page.wait_for_selector("#cmp-prompt-right .cmp-special", timeout=60_000)
-    assert "<|im_start|>" in page.locator("#cmp-prompt-right").inner_text()
+    assert "<start_of_turn>" in page.locator("#cmp-prompt-right").inner_text()
     assert "<bos>" in page.locator("#cmp-prompt-left").inner_text()
 
     if locale == "ja-JP":  # Japanese question, few-shot for the base model
