@@ -13,7 +13,8 @@ from llmviz.ui.compare_tab import Screen
 pytestmark = pytest.mark.slow
 
 SAME = ("smollm2-135m-instruct", "smollm2-135m-instruct")
-DEFAULT = ("gemma-3-270m", "smollm2-135m-instruct")
+DEFAULT = ("gemma-3-270m", "gemma-3-270m-sft")
+CROSS = ("gemma-3-270m", "smollm2-135m-instruct")
 CAPITAL = PRESETS["capital_en"]
 
 
@@ -39,8 +40,18 @@ def _no_stream_threads(timeout=30.0):
     return not _stream_threads()
 
 
-def test_default_pair_answers_and_shows_exact_prompts(client):
-    out = _run(client, models=DEFAULT, max_new=12)
+def test_default_pair_tuned_side_stops_by_itself_in_japanese(client):
+    out = _run(client, models=DEFAULT, max_new=24, prompt="イギリスの首都は？")
+    right, right_status = out["right_text"], out["right_status"]
+    assert "<end_of_turn>" in right_status  # our LoRA tuning taught it Gemma's end of turn
+    assert right.strip() and "\ufffd" not in right
+    assert any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in right)
+    assert "&lt;start_of_turn&gt;</span>user" in out["right_prompt"]
+    assert "24" in out["left_status"]  # the base ran to the limit
+
+
+def test_cross_pair_answers_and_shows_exact_prompts(client):
+    out = _run(client, models=CROSS, max_new=12)
     right, left_status, right_status = out["right_text"], out["left_status"], out["right_status"]
     left_prompt, right_prompt, plot = out["left_prompt"], out["right_prompt"], out["plot"]
     assert "London" in right  # SmolLM2-Instruct with its template answers...
@@ -63,7 +74,7 @@ def test_same_model_without_template_and_few_shot(client):
 
 def test_preview_and_pair_and_preset_endpoints(client):
     left, right = client.predict(
-        CAPITAL.prompt, *DEFAULT, True, "one", CAPITAL.examples_text, "", "ja",
+        CAPITAL.prompt, *CROSS, True, "one", CAPITAL.examples_text, "", "ja",
         api_name="/compare_preview",
     )  # fmt: skip
     assert "France? =&gt; Paris" in left and "ステップごとに考えよう" in left
@@ -71,11 +82,11 @@ def test_preview_and_pair_and_preset_endpoints(client):
     assert "ステップごとに考えよう。" in right
     # a half-typed example is reported in place, without an error pop-up
     left, _right = client.predict(
-        CAPITAL.prompt, *DEFAULT, True, "few", "a => b\nc", "", "off", api_name="/compare_preview"
+        CAPITAL.prompt, *CROSS, True, "few", "a => b\nc", "", "off", api_name="/compare_preview"
     )
     assert "line 2" in left
     out = client.predict("same", api_name="/compare_pair")
-    assert out[0] == out[1] == "smollm2-135m-instruct" and out[2] is True
+    assert out[0] == out[1] == "gemma-3-270m-sft" and out[2] is True
     assert "chat template" in out[3]
     prompt, examples, task, shots = client.predict("sea_otter", api_name="/compare_preset")
     assert prompt == "cheese" and "sea otter => ラッコ" in examples and task

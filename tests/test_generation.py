@@ -289,7 +289,9 @@ def test_gemma_next_token_view_is_full_vocabulary_and_japanese(gemma_tab):
     gemma = gemma_tab
     view = next_token_view(gemma.model, gemma.tokenizer, PROMPT, SamplingSettings())
     assert view.vocab_size == gemma.model.config.vocab_size > 200_000
-    assert view.n_survivors == 50
+    # top-k keeps every token tied with the 50th (transformers' TopKLogitsWarper does the same);
+    # in bf16 (the "auto" precision on avx512_bf16 CPUs) ties at the boundary are common
+    assert 50 <= view.n_survivors <= 60
     assert 0 < view.survivor_mass < 1
     labels = candidate_labels(
         gemma.tokenizer, encode_prompt(gemma.tokenizer, PROMPT), view.top_ids(20)
