@@ -98,14 +98,8 @@ def _remember(item: LoadedModel) -> None:
             log.info("evicted %s from memory (budget %d bytes)", evicted_key, config.MODEL_MEMORY_BUDGET)
 
 
-def load_model(name: str, precision: str = "auto", progress: Progress | None = None) -> LoadedModel:
-    """Return the model ``name`` (catalog key or Hub id) at ``precision``, loading it if needed.
-
-    ``"auto"`` picks bf16 where it is fast (GPU, avx512_bf16 / AMX CPUs) and fp32 elsewhere.
-
-    Raises ``UserError`` naming the reason and the fix when the model cannot be loaded.
-    """
-    spec = get_spec(name)
+def resolve_precision(precision: str) -> str:
+    """``precision``, with ``"auto"`` made concrete; refused when it is not one of ``PRECISIONS``."""
     if precision == "auto":
         precision = device.default_precision()
     if precision not in PRECISIONS:
@@ -114,6 +108,18 @@ def load_model(name: str, precision: str = "auto", progress: Progress | None = N
             key="precision_unknown",
             precision=str(precision)[:20],
         )
+    return precision
+
+
+def load_model(name: str, precision: str = "auto", progress: Progress | None = None) -> LoadedModel:
+    """Return the model ``name`` (catalog key or Hub id) at ``precision``, loading it if needed.
+
+    ``"auto"`` picks bf16 where it is fast (GPU, avx512_bf16 / AMX CPUs) and fp32 elsewhere.
+
+    Raises ``UserError`` naming the reason and the fix when the model cannot be loaded.
+    """
+    spec = get_spec(name)
+    precision = resolve_precision(precision)
     progress = progress or _no_progress
     slot = (spec.key, precision)
     with _registry_lock:
@@ -148,14 +154,7 @@ def load_private(name: str, precision: str = "auto", progress: Progress | None =
     """A fresh copy of model ``name`` that is not shared with the other tabs (not kept in the
     in-memory cache). Training wraps a model in LoRA layers in place, so it needs its own copy."""
     spec = get_spec(name)
-    if precision == "auto":
-        precision = device.default_precision()
-    if precision not in PRECISIONS:
-        raise UserError(
-            f"Unknown precision '{str(precision)[:20]}'. Choose one of: {', '.join(PRECISIONS)}.",
-            key="precision_unknown",
-            precision=str(precision)[:20],
-        )
+    precision = resolve_precision(precision)
     progress = progress or _no_progress
     start = time.perf_counter()
     with LIBRARY_LOCK:

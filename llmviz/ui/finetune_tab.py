@@ -25,6 +25,7 @@ from llmviz.models import device, hub_config, load_tokenizer
 from llmviz.models.loading import LIBRARY_LOCK, LoadedModel, load_private
 from llmviz.plots.finetune import loss_figure
 from llmviz.ui.common import LIGHT, Outputs, handler, skip, state_field
+from llmviz.ui.compare_tab import _limit_slider
 from llmviz.ui.i18n import lang_of, t, text
 
 BASE = "gemma-3-270m"
@@ -473,14 +474,6 @@ def _on_page(request: gr.Request):
 
 
 # --- layout -----------------------------------------------------------------------------------
-def _limit_slider(*args: Any, **kwargs: Any) -> gr.Slider:
-    """A slider whose value reaches the core unchecked (so an API caller's 0 or 10^9 gets the
-    core's message, not gradio's)."""
-    slider = gr.Slider(*args, **kwargs)
-    slider.preprocess = lambda payload: payload  # type: ignore[method-assign]
-    return slider
-
-
 def warm_up() -> None:
     """Import peft before the first click (its import takes ~3 s), on the main thread."""
     with LIBRARY_LOCK:
