@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from llmviz import checks, config
+from llmviz import checks, config, library
 from llmviz.errors import UserError
 from llmviz.sampling import (
     SamplingSettings,
@@ -93,6 +93,7 @@ def _too_long(n: int) -> UserError:
 def generate_defaults(model: Any) -> dict[str, Any]:
     """What ``model.generate(do_sample=True)`` uses when you pass nothing: the model's
     ``generation_config`` first, then transformers' global defaults (top_k = 50!)."""
+    library.ready()
     from transformers import GenerationConfig
 
     defaults = GenerationConfig._get_default_generation_params()

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from llmviz import config
+from llmviz import config, library
 from llmviz.errors import UserError
 from llmviz.tokens import readable_decode, stop_token_ids
 
@@ -109,6 +109,7 @@ class StreamEvent:
 
 # --- the pieces handed to generate() -----------------------------------------------------------
 def _streamer_class() -> type:
+    library.ready()
     from transformers import TextIteratorStreamer
 
     class _Streamer(TextIteratorStreamer):
@@ -173,6 +174,7 @@ def _streamer_class() -> type:
 
 def _processors(column: int, out: queue.Queue, t0: float, sampling: Sampling) -> Any:
     import torch
+    library.ready()
     from transformers import (
         LogitsProcessor,
         LogitsProcessorList,
@@ -223,6 +225,7 @@ def _processors(column: int, out: queue.Queue, t0: float, sampling: Sampling) ->
 
 def _event_stop(event: threading.Event) -> Any:
     import torch
+    library.ready()
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class EventStop(StoppingCriteria):
@@ -365,6 +368,7 @@ class DualStream:
     # worker thread
     def _work(self, column: int, job: Job) -> None:
         import torch
+        library.ready()
         from transformers import GenerationConfig
 
         _BUDGET.enter(self.threads_per_stream if len(self.jobs) > 1 else None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llmviz import config
+from llmviz import config, library
 from llmviz.errors import UserError
 from llmviz.models.catalog import ModelSpec, get_spec
 
@@ -47,6 +47,7 @@ def apply(model: Any, spec: ModelSpec, merge: bool = True) -> Any:
     """``model`` (the loaded base) with ``spec``'s adapter, merged in when ``merge``, else as a
     ``PeftModel`` wrapper; the base object is consumed either way."""
     import torch
+    library.ready("peft")
     from peft import PeftModel
 
     directory = adapter_dir(spec)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from llmviz import config
+from llmviz import config, library
 from llmviz.models import packaged
 from llmviz.models.catalog import ModelSpec
 
@@ -66,6 +66,7 @@ def ensure_converted(
 
 def _convert(spec: ModelSpec, target: Path, progress: Callable[[float, str], None]) -> None:
     import torch
+    library.ready()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()

@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from llmviz import library
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # bitsandbytes logs a harmless "Failed to load CPU gemm_4bit_forward from kernels-community".
@@ -46,6 +48,7 @@ def default_precision() -> str:
 def bnb_config(precision: str) -> Any:
     """The ``BitsAndBytesConfig`` for "int8", "nf4", "nf4-dq" or "fp4"."""
     import torch
+    library.ready()
     from transformers import BitsAndBytesConfig
 
     if precision == "int8":

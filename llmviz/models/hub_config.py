@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from llmviz import config
+from llmviz import config, library
 from llmviz.errors import UserError
 from llmviz.memory import Architecture, LinearGroup, ParamBreakdown, _merge
 from llmviz.models import cache, packaged
@@ -90,6 +90,7 @@ def _offline() -> bool:
 
 
 def _auto_config(source: str, hub_id: str) -> Any:
+    library.ready()
     from transformers import AutoConfig
 
     try:
@@ -162,6 +163,7 @@ def _cached_breakdown(cfg_json: str, cls: type) -> ParamBreakdown:
 
 def _meta_model(cfg: Any) -> Any:
     import torch
+    library.ready()
     from transformers import AutoModelForCausalLM
 
     try:
@@ -184,6 +186,7 @@ def breakdown_of(model: Any) -> ParamBreakdown:
     ``_keep_in_fp32_modules``). Everything else stays in the load dtype.
     """
     from torch import nn
+    library.ready()
     from transformers.pytorch_utils import Conv1D
     from transformers.quantizers.base import get_keys_to_not_convert
     from transformers.quantizers.quantizers_utils import should_convert_module

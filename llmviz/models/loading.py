@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmviz import config
+from llmviz import config, library
 from llmviz.errors import UserError
 from llmviz.models import adapters, cache, device, hub, packaged
 from llmviz.models.catalog import ModelSpec, get_spec
@@ -68,12 +68,9 @@ class LoadedModel:
 _loaded: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _registry_lock = threading.Lock()
-#: Held while a model or a tokenizer is read (first-time GGUF conversion included). transformers
-#: imports most of itself lazily, at first use; two worker threads doing that at once (a model
-#: load in the model lane, a tokenizer in the light lane) can be handed a half-initialised
-#: module ("cannot import name 'AutoModelForCausalLM' from 'transformers'", seen in the browser
-#: tests). Loads are rare (each result is kept), so serialising them costs nothing after start.
-LIBRARY_LOCK = threading.RLock()
+#: Held while a model or a tokenizer is read (first-time GGUF conversion included) and while
+#: transformers is first imported (see llmviz.library for why).
+LIBRARY_LOCK = library.LOCK
 #: Tokenizers by (catalog key, source), shared by every precision of a model and by the
 #: tokenizer tab: Gemma's 262k-entry tokenizer takes seconds to build, its weights about one.
 _tokenizers: OrderedDict[tuple[str, str], Any] = OrderedDict()
@@ -194,6 +191,7 @@ def _shared_tokenizer(spec: ModelSpec, source: str) -> Any:
         if slot in _tokenizers:
             _tokenizers.move_to_end(slot)
             return _tokenizers[slot]
+    library.ready()
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(source, **_hub_kwargs(spec))
@@ -244,6 +242,7 @@ def _hub_kwargs(spec: ModelSpec) -> dict[str, Any]:
 
 def _from_pretrained(spec: ModelSpec, source: str, precision: str) -> tuple[Any, Any]:
     import torch
+    library.ready()
     from transformers import AutoModelForCausalLM
 
     dev = device.pick()
