@@ -132,7 +132,7 @@ COMPARE_PRECISION = os.environ.get("LLMVIZ_COMPARE_PRECISION", "auto")
 COMPARE_THREADS_PER_STREAM: int | None = None
 
 # --- fine-tuning tab ---
-FT_MAX_STEPS = 500  # one live run (a default run is 30 steps)
+FT_MAX_STEPS = 500  # one live run (a default run is FT_DEFAULT_STEPS)
 FT_MAX_RANK = 256
 FT_MAX_BATCH = 16
 FT_MAX_TOKENS = 128  # tokens per training example (prompt + answer); longer ones are cut
@@ -143,7 +143,7 @@ FT_SECONDS = 600  # wall-clock budget of one live run; it stops (and says so) af
 #: Precision of the model a live run trains: "auto" = bf16 where native, fp32 elsewhere; on CUDA
 #: the frozen base is loaded in 4-bit (QLoRA).
 FT_PRECISION = os.environ.get("LLMVIZ_FT_PRECISION", "auto")
-FT_DEFAULT_STEPS = 40  # a live run: ~30 s of training on 2 cores (benchmarks/bench_finetune.py)
+FT_DEFAULT_STEPS = 40  # a live run: ~1 min with its answers on 2 cores (benchmarks/bench_finetune.py)
 FT_DEFAULT_PROBE_EVERY = 5  # steps between two answers to the held-out question
 FT_PROBE_TOKENS = 32  # new tokens of each of those answers
 FT_ASK_TOKENS = 48  # new tokens when a student asks their own tuned model

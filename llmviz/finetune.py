@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmviz import checks, config, memory
+from llmviz import checks, config, library, memory
 from llmviz.errors import UserError
 from llmviz.tokens import readable_decode, stop_token_ids
 
@@ -327,14 +327,14 @@ def shown_tokens(tokenizer: Any, example: Example) -> tuple[ShownToken, ...]:
 # --- settings ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 30
+    steps: int = config.FT_DEFAULT_STEPS
     learning_rate: float = 1e-3
     rank: int = 8
     alpha: int = 16
     batch_size: int = 4
     seed: int = 0
-    probe_every: int = 10
-    probe_tokens: int = 32
+    probe_every: int = config.FT_DEFAULT_PROBE_EVERY
+    probe_tokens: int = config.FT_PROBE_TOKENS
     targets: str = "all-linear"
 
     def __post_init__(self) -> None:
@@ -373,6 +373,7 @@ class TrainSettings:
 
 
 def lora_config(settings: TrainSettings) -> Any:
+    library.ready("peft")
     from peft import LoraConfig
 
     return LoraConfig(
@@ -476,8 +477,10 @@ def attached(base: Any, settings: TrainSettings) -> Iterator[Any]:
     """``base`` wrapped in fresh LoRA layers (initialised from ``settings.seed``) for one run; the
     layers are removed on exit, leaving ``base`` as it was (its weights are never changed)."""
     import torch
+    library.ready("peft")
     from peft import get_peft_model
 
+    trainable = {name: p.requires_grad for name, p in base.named_parameters()}
     with torch.random.fork_rng(devices=[]):  # seed the init without touching the global RNG
         torch.manual_seed(settings.seed)
         peft_model = get_peft_model(base, lora_config(settings))
@@ -485,6 +488,8 @@ def attached(base: Any, settings: TrainSettings) -> Iterator[Any]:
         yield peft_model
     finally:
         peft_model.unload()  # the LoRA layers go; base's own modules return in place
+        for name, p in base.named_parameters():  # peft froze them; give back their flags
+            p.requires_grad_(trainable.get(name, p.requires_grad))
 
 
 @dataclass(frozen=True)
@@ -738,6 +743,10 @@ class EvalRow:
 @dataclass(frozen=True)
 class EvalSummary:
     rows: tuple[EvalRow, ...] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.rows:  # every share below divides by the number of answers
+            raise ValueError("an evaluation needs at least one answer")
 
     @property
     def stops(self) -> float:

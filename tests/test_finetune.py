@@ -247,9 +247,11 @@ def test_attached_leaves_the_base_as_it_was(base):
     tok = base.tokenizer
     before = _logits(base.model, tok)
     weights = {n: p for n, p in base.model.named_parameters()}
+    flags = {n: p.requires_grad for n, p in weights.items()}
     settings = _settings(steps=1, learning_rate=1e-2)
     with finetune.attached(base.model, settings) as m:
         assert _lora_names(m)
+        assert not any(p.requires_grad for n, p in m.named_parameters() if "lora_" not in n)
         _losses(m, tok, settings)
         assert not torch.allclose(_logits(m, tok), before, atol=1e-3)
     assert not _lora_names(base.model)
@@ -259,6 +261,7 @@ def test_attached_leaves_the_base_as_it_was(base):
     after = dict(base.model.named_parameters())
     assert after.keys() == weights.keys()
     assert all(after[n] is w for n, w in weights.items())  # the very same tensors, back in place
+    assert {n: p.requires_grad for n, p in after.items()} == flags  # peft froze them; given back
 
 
 def test_attached_removes_the_layers_when_the_run_fails(base):
@@ -640,6 +643,8 @@ def test_eval_summary_numbers():
     }
     unscored = EvalSummary((rows[-1],))
     assert unscored.scored == 0 and unscored.accuracy == 0.0
+    with pytest.raises(ValueError, match="at least one"):
+        EvalSummary(())
 
 
 # --- batches and padding --------------------------------------------------------------------------------------

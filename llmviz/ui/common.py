@@ -249,6 +249,16 @@ def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # --- sliders -------------------------------------------------------------------------------------
+def limit_slider(*args: Any, **kwargs: Any) -> gr.Slider:
+    """A slider whose value reaches the core unchecked, so an out-of-range value sent through the
+    API gets the core's teaching message (naming the limit) instead of gradio's bare bound check.
+    The browser still keeps the handle inside the range. (An instance override rather than a
+    subclass: gradio's component metaclass would write a .pyi stub into the source tree.)"""
+    slider = gr.Slider(*args, **kwargs)
+    slider.preprocess = lambda payload: payload  # type: ignore[method-assign]
+    return slider
+
+
 def slider_changes(*sliders: Any) -> list[Any]:
     """The triggers for "this slider has a new value": let go with the mouse (``release``), but
     also a number typed into its box or a step with the arrow keys (``input``: gradio sends

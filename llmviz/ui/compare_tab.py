@@ -28,6 +28,7 @@ from llmviz.ui.common import (
     error_message,
     get_model,
     handler,
+    limit_slider,
     model_dropdown,
     skip,
 )
@@ -49,15 +50,6 @@ BOX_STYLE = (
     "monospace;font-size:15px;line-height:1.6;background:#f8fafc;border:1px solid #e2e8f0;"
     "border-radius:8px;padding:10px 12px;margin:4px 0"
 )
-
-
-def _limit_slider(*args: Any, **kwargs: Any) -> gr.Slider:
-    """A slider whose value reaches the core unchecked, so an out-of-range value sent through the
-    API gets the core's teaching message (same idea as the sampling tab); the browser keeps the
-    handle inside the range anyway."""
-    slider = gr.Slider(*args, **kwargs)
-    slider.preprocess = lambda payload: payload  # type: ignore[method-assign]
-    return slider
 
 
 # --- run-time text (translated on the server) -----------------------------------------------------
@@ -414,18 +406,18 @@ def build() -> None:
                     label=t("cmp.cot"),
                     elem_id="cmp-cot",
                 )
-                max_new = _limit_slider(
+                max_new = limit_slider(
                     1, config.MAX_NEW_TOKENS, value=config.COMPARE_DEFAULT_NEW_TOKENS, step=1,
                     label=t("cmp.max_tokens"), info=t("cmp.max_tokens_info"),
                     elem_id="cmp-max-new",
                 )  # fmt: skip
-                temperature = _limit_slider(
+                temperature = limit_slider(
                     0.0, 2.0, value=0.0, step=0.05,
                     label=t("cmp.temperature"), info=t("cmp.temperature_info"),
                     elem_id="cmp-temperature",
                 )  # fmt: skip
                 with gr.Row():
-                    top_p = _limit_slider(0.05, 1.0, value=1.0, step=0.05, label=t("cmp.top_p"))
+                    top_p = limit_slider(0.05, 1.0, value=1.0, step=0.05, label=t("cmp.top_p"))
                     seed = gr.Number(value=0, precision=0, label=t("cmp.seed"))
     with gr.Row():
         run_btn = gr.Button(t("cmp.run"), variant="primary", elem_id="cmp-run", scale=3)

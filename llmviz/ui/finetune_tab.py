@@ -19,13 +19,12 @@ from typing import Any
 
 import gradio as gr
 
-from llmviz import compare, config, finetune, memory
+from llmviz import compare, config, finetune, library, memory
 from llmviz.errors import UserError
 from llmviz.models import device, hub_config, load_tokenizer
-from llmviz.models.loading import LIBRARY_LOCK, LoadedModel, load_private
+from llmviz.models.loading import LoadedModel, load_private
 from llmviz.plots.finetune import loss_figure
-from llmviz.ui.common import LIGHT, Outputs, handler, skip, state_field
-from llmviz.ui.compare_tab import _limit_slider
+from llmviz.ui.common import LIGHT, Outputs, handler, limit_slider, skip, state_field
 from llmviz.ui.i18n import lang_of, t, text
 
 BASE = "gemma-3-270m"
@@ -194,6 +193,7 @@ def bench() -> LoadedModel:
         if precision not in _bench:
             loaded = load_private(BASE, precision)
             if precision == "nf4":
+                library.ready("peft")
                 from peft import prepare_model_for_kbit_training
 
                 prepare_model_for_kbit_training(loaded.model, use_gradient_checkpointing=False)
@@ -353,6 +353,7 @@ def _on_run(which, steps, lr, rank, alpha, batch, seed, probe, probe_every, uplo
                         break
             finally:
                 events.close()
+            library.ready("peft")
             from peft import get_peft_model_state_dict
 
             run.lora = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
@@ -389,6 +390,7 @@ def _on_ask(question: str, run: Any, request: gr.Request):
     if not got_turn:
         return
     try:
+        library.ready("peft")
         from peft import set_peft_model_state_dict
 
         loaded = bench()
@@ -476,11 +478,10 @@ def _on_page(request: gr.Request):
 # --- layout -----------------------------------------------------------------------------------
 def warm_up() -> None:
     """Import peft before the first click (its import takes ~3 s), on the main thread."""
-    with LIBRARY_LOCK:
-        try:
-            import peft  # noqa: F401
-        except ImportError:
-            pass
+    try:
+        library.ready("peft")
+    except ImportError:
+        pass
 
 
 def build() -> None:
@@ -504,24 +505,24 @@ def build() -> None:
         view = gr.HTML(elem_id="ft-view")
 
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=440):
             gr.Markdown(t("ft.lora.title"))
             gr.Markdown(t("ft.lora.intro"))
             lora_md = gr.Markdown(elem_id="ft-lora")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=440):
             gr.Markdown(t("ft.run.title"))
             with gr.Row():
-                rank = _limit_slider(1, 64, value=8, step=1, label=t("ft.rank"),
+                rank = limit_slider(1, 64, value=8, step=1, label=t("ft.rank"),
                                      info=t("ft.rank_info"), elem_id="ft-rank")  # fmt: skip
-                alpha = _limit_slider(1, 128, value=16, step=1, label=t("ft.alpha"),
+                alpha = limit_slider(1, 128, value=16, step=1, label=t("ft.alpha"),
                                       info=t("ft.alpha_info"), elem_id="ft-alpha")  # fmt: skip
-            lr = _limit_slider(0.0001, 0.01, value=0.001, step=0.0001, label=t("ft.lr"),
+            lr = limit_slider(0.0001, 0.01, value=0.001, step=0.0001, label=t("ft.lr"),
                                info=t("ft.lr_info"), elem_id="ft-lr")  # fmt: skip
             with gr.Row():
-                steps = _limit_slider(1, 200, value=config.FT_DEFAULT_STEPS, step=1,
+                steps = limit_slider(1, 200, value=config.FT_DEFAULT_STEPS, step=1,
                                       label=t("ft.steps"), info=t("ft.steps_info"),
                                       elem_id="ft-steps")  # fmt: skip
-                batch = _limit_slider(1, config.FT_MAX_BATCH, value=4, step=1, label=t("ft.batch"),
+                batch = limit_slider(1, config.FT_MAX_BATCH, value=4, step=1, label=t("ft.batch"),
                                       elem_id="ft-batch")  # fmt: skip
             with gr.Row():
                 which = gr.Radio(choices=[(t(f"ft.subset.{k}"), k) for k in finetune.SUBSETS],
@@ -530,7 +531,7 @@ def build() -> None:
             probe = gr.Dropdown(choices=_probe_choices(), value=default_probe("en"),
                                 allow_custom_value=True, label=t("ft.probe"),
                                 info=t("ft.probe_info"), elem_id="ft-probe")  # fmt: skip
-            probe_every = _limit_slider(0, 50, value=config.FT_DEFAULT_PROBE_EVERY, step=1,
+            probe_every = limit_slider(0, 50, value=config.FT_DEFAULT_PROBE_EVERY, step=1,
                                         label=t("ft.probe_every"), elem_id="ft-probe-every")  # fmt: skip
             with gr.Accordion(t("ft.upload.title"), open=False):
                 gr.Markdown(t("ft.upload.intro"))
@@ -542,9 +543,9 @@ def build() -> None:
     status = gr.Markdown(elem_id="ft-status")
     progress = gr.HTML(elem_id="ft-progress")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=440):
             plot = gr.Plot(elem_id="ft-plot", show_label=False)
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=360):
             probes = gr.HTML(elem_id="ft-probes")
     gr.Markdown(t("ft.before_after"))
     before_after = gr.HTML(elem_id="ft-before-after")

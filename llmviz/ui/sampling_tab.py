@@ -39,6 +39,7 @@ from llmviz.ui.common import (
     Outputs,
     get_model,
     handler,
+    limit_slider,
     model_dropdown,
     skip,
     slider_changes,
@@ -76,16 +77,6 @@ EXPERIMENT_PROMPT = "昔々、あるところに"
 DEFAULT_SEED = 42
 DEFAULT_N_TOKENS = 30
 PRECISION = config.SAMPLING_PRECISION
-
-
-def _limit_slider(*args: Any, **kwargs: Any) -> gr.Slider:
-    """A slider whose value reaches the core unchecked, so an out-of-range value sent through the
-    API gets the core's teaching message (naming the limit) instead of gradio's bare bound check.
-    The browser still keeps the handle inside the range. (An instance override rather than a
-    subclass: gradio's component metaclass would write a .pyi stub into the source tree.)"""
-    slider = gr.Slider(*args, **kwargs)
-    slider.preprocess = lambda payload: payload  # type: ignore[method-assign]
-    return slider
 
 
 # --- rendering (no maths: formats what the core computed) -------------------------------------------
@@ -455,7 +446,7 @@ def build() -> None:
                 label=t("sampling.top_n"),
             )
     with gr.Row(equal_height=True):
-        temperature = _limit_slider(
+        temperature = limit_slider(
             0,
             config.SAMPLING_MAX_TEMPERATURE,
             value=1.0,
@@ -470,7 +461,7 @@ def build() -> None:
             info=t("sampling.top_k_info"),
             elem_id="sampling-top-k",
         )
-        top_p = _limit_slider(
+        top_p = limit_slider(
             0,
             1,
             value=1.0,
@@ -479,7 +470,7 @@ def build() -> None:
             info=t("sampling.top_p_info"),
             elem_id="sampling-top-p",
         )
-        min_p = _limit_slider(
+        min_p = limit_slider(
             0,
             1,
             value=0.0,

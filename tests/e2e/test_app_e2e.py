@@ -6,11 +6,13 @@ from tests.e2e.conftest import open_tab
 
 pytestmark = pytest.mark.e2e
 
-TABS = ["tokenizer", "attention", "sampling", "memory", "compare", "labs"]
+TABS = ["tokenizer", "attention", "sampling", "memory", "compare", "finetune", "labs"]
 TITLES = {"en-US": "see how large language models work", "ja-JP": "大規模言語モデルのしくみ"}
 TAB_NAMES = {
-    "en-US": ["Tokenizer", "Attention", "Sampling", "Quantization & memory", "Base vs instruct"],
-    "ja-JP": ["トークナイザー", "アテンション", "サンプリング", "量子化とメモリ", "ベース vs インストラクト"],
+    "en-US": ["Tokenizer", "Attention", "Sampling", "Quantization & memory", "Base vs instruct",
+              "Fine-tuning"],
+    "ja-JP": ["トークナイザー", "アテンション", "サンプリング", "量子化とメモリ", "ベース vs インストラクト",
+              "ファインチューニング"],
 }
 
 
