@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
-from llmviz import checks, config, library
+from llmviz import checks, config, lane, library
 from llmviz.errors import UserError
+from llmviz.library import torch
 from llmviz.sampling import (
     SamplingSettings,
     SamplingStep,
@@ -132,13 +132,15 @@ class Decoder:
         self.prompt_ids = encode_prompt(tokenizer, prompt)
         self.ids: list[int] = list(self.prompt_ids)
         self.eos = frozenset(stop_token_ids(tokenizer, model))
-        self.cache: Any = None
+        self.cache: Any = None  # built on the first advance: a view alone never needs it
         self._keep = (
             {"logits_to_keep": 1}
             if "logits_to_keep" in inspect.signature(model.forward).parameters
             else {}
         )
-        self.logits = self._forward(self.prompt_ids)
+        # the prompt's distribution is shared between sessions and batched with concurrent
+        # views (llmviz.lane); never changed in place (advance replaces it)
+        self.logits = lane.last_logits(model, tokenizer, self.prompt_ids)
 
     def _forward(self, new_ids: list[int]) -> torch.Tensor:
         inputs = torch.tensor([new_ids], device=_device(self.model))
@@ -177,6 +179,8 @@ class Decoder:
                 key="sampling_full",
                 max=config.SAMPLING_MAX_NEW_TOKENS,
             )
+        if self.cache is None:  # the KV cache of the prompt, by the same one-row pass as ever
+            self._forward(self.prompt_ids)
         self.logits = self._forward([token_id])
         self.ids.append(token_id)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from typing import Any
 
 #: Held while a library is first imported and while a model or a tokenizer is read from disk
 #: (models.loading): loads are rare (each result is kept), so serialising them costs nothing.
@@ -67,3 +68,30 @@ def ready(library: str = "transformers") -> None:
                 for name in names:
                     getattr(mod, name)
         _done.add(library)
+
+
+class LazyModule:
+    """A module imported at its first attribute access, not when the importing module loads.
+
+    torch takes ~1.5 s to import; the core modules the tabs import while the page is built
+    (sampling, generation, perplexity, ...) use it only inside functions, so
+    ``from llmviz.library import torch`` keeps it off the path to the first page.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self._module
+        if module is None:
+            with LOCK:  # one thread imports it; the others wait for the finished module
+                module = self._module = importlib.import_module(self._name)
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        state = "imported" if self._module is not None else "not imported yet"
+        return f"<lazy module {self._name!r} ({state})>"
+
+
+torch: Any = LazyModule("torch")

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import torch
-
+from llmviz.library import torch
 from llmviz.memory import Component, ParamBreakdown, predict_weights
 from llmviz.models.hub_config import breakdown_of_config
 

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from llmviz import checks, config
 from llmviz.errors import UserError
+from llmviz.library import torch
 from llmviz.tokens import readable_bytes, token_bytes, token_pieces
 
 LN2 = math.log(2.0)

@@ -19,10 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from llmviz import config
 from llmviz.errors import UserError
+from llmviz.library import torch
 from llmviz.perplexity import check_text, prefix_token_id
 from llmviz.tokens import readable_decode
 
@@ -52,11 +51,11 @@ def _ids(tokenizer: Any, token_ids: list[int] | tuple[int, ...]) -> torch.Tensor
     return torch.tensor([([prefix] if prefix is not None else []) + list(token_ids)])
 
 
-@torch.inference_mode()
 def _log_probs(model: Any, ids: torch.Tensor) -> torch.Tensor:
     device = next(model.parameters()).device
-    logits = model(ids.to(device)).logits[0].float()  # (T, vocab)
-    return torch.log_softmax(logits, dim=-1).cpu()
+    with torch.inference_mode():
+        logits = model(ids.to(device)).logits[0].float()  # (T, vocab)
+        return torch.log_softmax(logits, dim=-1).cpu()
 
 
 def compare_quality(
@@ -97,7 +96,6 @@ def compare_quality(
     return tuple(rows)
 
 
-@torch.inference_mode()
 def greedy_sample(
     model: Any,
     tokenizer: Any,
@@ -107,13 +105,14 @@ def greedy_sample(
     """The greedy continuation of ``prompt`` (deterministic, so precisions are comparable)."""
     ids = _ids(tokenizer, tokenizer(prompt, add_special_tokens=False)["input_ids"])
     device = next(model.parameters()).device
-    out = model.generate(
-        ids.to(device),
-        attention_mask=torch.ones_like(ids).to(device),
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id
-        if tokenizer.pad_token_id is not None
-        else tokenizer.eos_token_id,
-    )
+    with torch.inference_mode():
+        out = model.generate(
+            ids.to(device),
+            attention_mask=torch.ones_like(ids).to(device),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id,
+        )
     return readable_decode(tokenizer, out[0, ids.shape[1] :].tolist())  # a cut character as bytes

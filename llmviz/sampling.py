@@ -31,10 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from llmviz import checks, config
 from llmviz.errors import UserError
+from llmviz.library import torch
 
 #: The order generate() applies the filters in (stated in the UI).
 FILTER_ORDER = ("temperature", "top_k", "top_p", "min_p")

@@ -67,3 +67,21 @@ print("ERRORS", errors)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          timeout=120, check=True)  # fmt: skip
     assert "ERRORS []" in out.stdout, out.stdout + out.stderr
+
+
+def test_building_the_page_does_not_import_torch():
+    """torch (~1.5 s) is imported after the page is served, at the first model use (where a GPU
+    driver is present, asking torch whether CUDA works is worth its import)."""
+    code = ("import sys; from llmviz.models import device; gpu = not device._no_gpu_here(); "
+            "import app; print('TORCH', 'torch' in sys.modules and not gpu)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=180, check=True, env={**__import__("os").environ,
+                         "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})  # fmt: skip
+    assert "TORCH False" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def test_a_lazy_module_imports_on_first_use():
+    lazy = library.LazyModule("json")
+    assert "not imported" in repr(lazy)
+    assert lazy.dumps([1]) == "[1]"
+    assert "imported" in repr(lazy) and "not" not in repr(lazy)
