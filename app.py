@@ -65,9 +65,15 @@ demo = build()
 
 
 def warm_up() -> None:
-    """Work worth doing before the first student clicks, once the page is already served."""
-    tokenizer_tab.warm_up()
-    finetune_tab.warm_up()
+    """Work worth doing before the first student clicks, once the page is already served: the
+    default tokenizers, the default model, and the results of the opening presets (shared by
+    every session). A failure here is only logged: the tab reports it when a student clicks."""
+    for step in (tokenizer_tab.warm_up, sampling_tab.warm_up, attention_tab.warm_up,
+                 labs_tab.warm_up, finetune_tab.warm_up):  # fmt: skip
+        try:
+            step()
+        except Exception:  # noqa: BLE001
+            logging.getLogger("llmviz").exception("warm-up step %s failed", step.__qualname__)
 
 
 if __name__ == "__main__":

@@ -248,6 +248,7 @@ def analyse_classroom(
     steady = [r for r in light if r.start >= STEADY_AFTER_S]
     steady_during = _during(steady, gen_spans)
     light_during = _during(light, gen_spans)
+    model = [r for r in records if r.group not in LIGHT_GROUPS and r.ok]
     return {
         "students": students,
         "duration_s": duration,
@@ -255,6 +256,8 @@ def analyse_classroom(
         "errors": sum(not r.ok for r in records),
         "unfinished_students": unfinished,
         "light_p95_s": harness.percentile(_latencies(light), 95),
+        "model_p50_s": harness.percentile(_latencies(model), 50),
+        "model_p95_s": harness.percentile(_latencies(model), 95),
         "light_p95_during_generation_s": harness.percentile(_latencies(light_during), 95),
         "light_calls_during_generation": len(light_during),
         "steady_after_s": STEADY_AFTER_S,

@@ -39,7 +39,12 @@ GENERATION_ENDPOINTS = ("sampling_generate", "compare_run", "sampling_experiment
 MAIN: dict[str, tuple[str, dict[str, Any]]] = {
     "tokenize": ("tokenizer_tokenize", {}),
     "attention (128 tokens)": ("attention_run", {"txt": ATTENTION_TEXT}),
-    "next-token view": ("sampling_view", {"prompt": "The capital of France is"}),
+    # a new prompt each call: the forward pass is computed (a repeated one is shared)
+    "next-token view": ("sampling_view", {"prompt": lambda i: f"The capital of country {i} is"}),
+    "next-token view, shared (same prompt)": (
+        "sampling_view",
+        {"prompt": "The capital of France is"},
+    ),
     "generation (30 tokens)": ("sampling_generate", {"prompt": GEN_PROMPT, "n_tokens": 30}),
     "memory estimate": ("memory_calculate", {}),
     "base vs instruct, first token": ("compare_run", {"max_new_tokens": 1}),
@@ -75,7 +80,8 @@ def timed_calls(
         if failed is not None:
             errors.append(f"setup: {failed.status} {failed.message}")
             continue
-        args = harness.normal_args(ep, overrides, outs)
+        values = {k: v(i) if callable(v) else v for k, v in overrides.items()}
+        args = harness.normal_args(ep, values, outs)
         res = harness.call_as_browser(server.url, ep.name, args, 600, session)
         if not res.ok:
             errors.append(f"{res.status}: {(res.message or res.text)[:200]}")

@@ -34,13 +34,24 @@ DEFAULT_INSTRUCT = os.environ.get("LLMVIZ_INSTRUCT_MODEL", "smollm2-135m-instruc
 #: Models kept in memory at once are limited by their footprint (bytes), least recently used first out.
 MODEL_MEMORY_BUDGET = int(float(os.environ.get("LLMVIZ_MODEL_BUDGET_GB", "6")) * 2**30)
 
-#: How many model jobs (forward passes, generations, loads) run at once. Every model endpoint
-#: shares this one lane; light endpoints (tokenizer, calculators) have their own and never wait
-#: for it. 1 is right for a CPU: torch already spreads one job over every core, and two or
-#: more jobs at once oversubscribe the cores (measured on 2 cores, 40 simulated students: 2+2
-#: lanes left 10 generations unfinished after 150 s; one lane finished everything, see
-#: BENCHMARKS.md). On a GPU a teacher may raise it.
-MODEL_LANES = max(1, int(os.environ.get("LLMVIZ_MODEL_LANES", "1")))
+#: How many model requests (views, generations, loads) gradio runs at once; light endpoints
+#: (tokenizer, calculators) have their own lanes and never wait for these. Their forward passes
+#: take turns on ONE compute lane (``llmviz.lane.COMPUTE``, first come first served), so more
+#: lanes do not oversubscribe the cores (which is what 2+2 parallel lanes did before: 10
+#: generations unfinished after 150 s, BENCHMARKS.md): they let a short request in between two
+#: tokens of a long generation, and let concurrent views run as one batch. Requests beyond
+#: this wait in gradio's queue, which shows their position and an estimated wait.
+MODEL_LANES = max(1, int(os.environ.get("LLMVIZ_MODEL_LANES", "8")))
+
+#: Most prompts computed in one batched forward pass of next-token views (``llmviz.lane``).
+BATCH_MAX = max(1, int(os.environ.get("LLMVIZ_BATCH_MAX", "16")))
+#: Next-token views kept per loaded model and shared by every session (the class's presets):
+#: each is one float32 row of the vocabulary, 1 MB for Gemma 3 (262k), 0.2 MB for SmolLM2, so
+#: 64 cost at most 64 MB per model on top of the model memory budget.
+SHARED_VIEWS = max(0, int(os.environ.get("LLMVIZ_SHARED_VIEWS", "64")))
+#: Other shared results kept per loaded model (perplexity scores, attention analyses: at most
+#: 68 MB each for a 256-token attention run, usually a few MB), least recently used first out.
+SHARED_RESULTS = max(0, int(os.environ.get("LLMVIZ_SHARED_RESULTS", "8")))
 
 #: Light endpoints (tokenizer, calculators, re-drawing a chart) that may run at once.
 LIGHT_LANES = max(1, int(os.environ.get("LLMVIZ_LIGHT_LANES", "8")))

@@ -155,3 +155,25 @@ def test_max_tokens_out_of_range(client, bad):
         client.predict(*BASE.values(), bad, api_name="/sampling_generate")
     outs = Screen.named(client.predict(*BASE.values(), 1, api_name="/sampling_generate"))
     assert "<span" in outs["text"]
+
+
+def test_a_view_is_answered_while_another_student_generates(client):
+    """Model requests run side by side and their forward passes take turns (llmviz.lane): a
+    student's view does not wait for another student's 200-token generation to end."""
+    import time
+
+    student_a, student_b = fresh(client), fresh(client)
+    long = {**BASE, "prompt": "昔々、あるところに", "temperature": 0.0}  # greedy: no early end
+    job = student_a.submit(*long.values(), config.SAMPLING_MAX_NEW_TOKENS,
+                           api_name="/sampling_generate")  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(job.outputs()) < 2 and time.monotonic() < deadline:  # tokens are streaming
+        time.sleep(0.05)
+    assert len(job.outputs()) >= 2 and not job.done()
+    view = call(student_b, "sampling_view", prompt="The capital of France is")
+    try:
+        assert "Entropy" in view["stats"]
+        assert not job.done()  # answered in between two tokens of the long generation
+    finally:
+        student_a.predict(api_name="/sampling_stop")
+        job.result(timeout=60)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmviz import config, library
+from llmviz import config, lane, library
 from llmviz.errors import UserError
 from llmviz.models import adapters, cache, device, hub, packaged
 from llmviz.models.catalog import ModelSpec, get_spec
@@ -133,6 +133,7 @@ def load_model(name: str, precision: str = "auto", progress: Progress | None = N
             source = _weights_source(adapters.base_spec(spec), progress)
             progress(0.8, f"Loading {spec.display} at {precision}")
             model, tokenizer = _from_pretrained(spec, source, precision)
+        lane.share(model)  # its forward passes take turns with every other shared model's
         item = LoadedModel(
             spec=spec,
             model=model,

@@ -11,14 +11,13 @@ Clicking a tile of the overview picture (``gr.Image.select`` reports the clicked
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from llmviz import config
+from llmviz import config, lane
 from llmviz.attention import (
     PATTERNS,
     AttentionResult,
@@ -225,18 +224,28 @@ def _summary(a: _Analysis, lang: str) -> str:
 
 
 # --- handlers ------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=8)
 def _analyse(model_key: str, precision: str, ids: tuple[int, ...]) -> _Analysis:
     """Run the model once per (model, precision, tokens), shared by every session.
 
     In a classroom most students press "Show attention" on the same preset: the first pays for
-    the forward pass, the others get the result at once. Safe to share: the result is immutable
-    (frozen dataclasses, read-only arrays) and depends on nothing but the key. At most 8 entries
-    (each at most 30 × 9 × 256² float32 = 68 MB).
+    the forward pass, the others get the result at once, including those who press while it is
+    being computed (``lane.shared``). Safe to share: the result is immutable (frozen
+    dataclasses, read-only arrays) and depends on nothing but the key. At most
+    ``config.SHARED_RESULTS`` entries per model (each at most 30 × 9 × 256² float32 = 68 MB).
     """
     loaded = load_model(model_key, precision)  # already in memory: get_model loaded it
-    result = compute_attention(loaded.model, loaded.tokenizer, ids)
-    return _Analysis(result, head_stats(result.weights, result.token_ids), loaded.spec.display)
+
+    def compute() -> _Analysis:
+        result = compute_attention(loaded.model, loaded.tokenizer, ids)
+        return _Analysis(result, head_stats(result.weights, result.token_ids), loaded.spec.display)
+
+    return lane.shared(loaded.model, ("attention", ids), compute)
+
+
+def warm_up() -> None:
+    """The opening preset's analysis, computed before the first click (``app.warm_up``)."""
+    loaded = load_model(config.DEFAULT_BASE, config.ATTENTION_PRECISION)
+    _analyse(loaded.spec.key, loaded.precision, tuple(encode_text(loaded.tokenizer, PRESETS[0])))
 
 
 @handler

@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmviz import compare, config, finetune, library, memory
+from llmviz import compare, config, finetune, lane, library, memory
 from llmviz.errors import UserError
 from llmviz.models import device, hub_config, load_tokenizer
 from llmviz.models.loading import LoadedModel, load_private
@@ -328,7 +328,11 @@ def _on_run(which, steps, lr, rank, alpha, batch, seed, probe, probe_every, uplo
             yield Screen(status=text("ft.status.probing", lang), run=run)
             events = finetune.train(model, loaded.tokenizer, pairs, settings, probes=[question])
             try:
-                for event in events:
+                while True:
+                    with lane.COMPUTE:  # a step (or an answer) takes its turn with the class's views
+                        event = next(events, None)
+                    if event is None:
+                        break
                     if isinstance(event, finetune.StepEvent):
                         run.steps.append(event.step)
                         run.losses.append(event.loss)

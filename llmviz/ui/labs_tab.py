@@ -19,10 +19,10 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from llmviz import config, scaling
+from llmviz import config, lane, scaling
 from llmviz.errors import UserError
 from llmviz.memory import count_words, gb_text
-from llmviz.models import PRECISIONS, get_spec
+from llmviz.models import PRECISIONS, get_spec, load_model
 from llmviz.models.device import default_precision
 from llmviz.perplexity import (
     TextScore,
@@ -344,7 +344,11 @@ def _score_runs(jobs: list[tuple[str, str, str]], lang: str, progress: gr.Progre
     for name, txt, key, precision in jobs:
         lm = get_model(key, precision, progress)
         progress(0.9, desc=text("labs.ppl.scoring", lang, name=name))
-        s = score_text(lm.model, lm.tokenizer, txt)
+        s = lane.shared(
+            lm.model,
+            ("perplexity", txt),
+            lambda lm=lm, txt=txt: score_text(lm.model, lm.tokenizer, txt),
+        )
         rows, x, y = _span_rows(s, lm.tokenizer, lang)
         prefix = token_labels(lm.tokenizer, [s.prefix_id])[0] if s.prefix_id is not None else None
         legend = (text("labs.ppl.legend_low", lang), text("labs.ppl.legend_high", lang))
@@ -391,6 +395,16 @@ def _on_languages(pair, model_a, prec_a, request: gr.Request, progress=gr.Progre
 @handler
 def _on_text_preset(key):
     return preset_text(key)
+
+
+def warm_up() -> None:
+    """Score both opening texts with the default model (``app.warm_up``)."""
+    lm = load_model(config.DEFAULT_BASE, default_precision())
+    for key in OPENING_TEXT.values():
+        txt = preset_text(key)
+        lane.shared(
+            lm.model, ("perplexity", txt), lambda txt=txt: score_text(lm.model, lm.tokenizer, txt)
+        )
 
 
 #: The example text a page opens with, in the visitor's language (the same content in both).

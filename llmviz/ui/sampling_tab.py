@@ -14,14 +14,16 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from llmviz import config
+from llmviz import config, lane
 from llmviz.generation import (
     Session,
     candidate_labels,
     check_seed,
+    encode_prompt,
     temperature_experiment,
     text_groups,
 )
+from llmviz.models import load_model
 from llmviz.plots.sampling import (
     CandidateBars,
     ColoredPiece,
@@ -407,7 +409,11 @@ def _on_experiment(prompt, model_key, seed, request: gr.Request, progress=gr.Pro
     lang = lang_of(request)
     seed = check_seed(seed)
     loaded = get_model(model_key, PRECISION, progress)
-    rows = temperature_experiment(loaded.model, loaded.tokenizer, prompt, seed=seed)
+    rows = lane.shared(  # the same prompt and seed give the same table: computed once per class
+        loaded.model,
+        ("experiment", str(prompt), seed),
+        lambda: tuple(temperature_experiment(loaded.model, loaded.tokenizer, prompt, seed=seed)),
+    )
     cols = ["temperature", "sample", "seed", "text", "mean_p"]
     data = [
         [f"{r.temperature:g}", r.sample, r.seed, r.text.replace("\n", " ↵ "), _pct(r.mean_prob)]
@@ -415,6 +421,14 @@ def _on_experiment(prompt, model_key, seed, request: gr.Request, progress=gr.Pro
     ]
     table = pd.DataFrame(data, columns=[text(f"sampling.col.{c}", lang) for c in cols])
     return gr.update(value=table, visible=True)
+
+
+def warm_up() -> None:
+    """Load the default model and compute the presets' first views (shared by every session),
+    so the class's first clicks are answered at once. Called by ``app.warm_up``."""
+    loaded = load_model(config.DEFAULT_BASE, PRECISION)
+    for prompt in PRESETS:
+        lane.last_logits(loaded.model, loaded.tokenizer, encode_prompt(loaded.tokenizer, prompt))
 
 
 # --- layout -------------------------------------------------------------------------------------------
@@ -581,6 +595,9 @@ def build() -> None:
     )
     stop_btn.click(_on_stop, state, None, cancels=[gen_event], api_name="sampling_stop", **LIGHT)
     exp_btn.click(
-        _on_experiment, [exp_prompt, model, seed], exp_table, api_name="sampling_experiment",
+        _on_experiment,
+        [exp_prompt, model, seed],
+        exp_table,
+        api_name="sampling_experiment",
         **GENERATE,
     )

@@ -1,0 +1,297 @@
+"""llmviz.lane: a fair compute lane, batched next-token views equal to one-row views, shared
+results keyed by model object, and a long generation that lets a short request in."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from llmviz import generation, lane
+from llmviz.sampling import SamplingSettings
+
+
+def _wait_until(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.002)
+
+
+# --- FairLock ---------------------------------------------------------------------------------
+def test_fair_lock_grants_in_arrival_order():
+    lock = lane.FairLock()
+    order: list[int] = []
+    lock.acquire()
+    threads = []
+    for i in range(6):  # each thread starts waiting only after the previous one is queued
+        t = threading.Thread(target=lambda i=i: (lock.acquire(), order.append(i), lock.release()))
+        t.start()
+        threads.append(t)
+        _wait_until(lambda i=i: lock.waiting == i + 1)
+    lock.release()
+    for t in threads:
+        t.join(5)
+    assert order == [0, 1, 2, 3, 4, 5]
+    assert lock.waiting == 0
+
+
+def test_a_thread_that_asks_again_at_once_cannot_starve_a_waiting_one():
+    """A generation releases the lane after a token and asks again immediately: a student
+    waiting meanwhile must get it at the next release, not after the generation ends."""
+    lock = lane.FairLock()
+    rounds = 0
+    got_in_after: list[int] = []
+    stop = threading.Event()
+
+    def greedy():
+        nonlocal rounds
+        while not stop.is_set():
+            with lock:
+                rounds += 1
+                time.sleep(0.001)  # one "forward pass"
+
+    g = threading.Thread(target=greedy)
+    g.start()
+    _wait_until(lambda: rounds >= 5)
+    start = rounds
+    with lock:
+        got_in_after.append(rounds - start)
+    stop.set()
+    g.join(5)
+    assert got_in_after[0] <= 1, got_in_after
+
+
+def test_fair_lock_is_reentrant_and_refuses_a_foreign_release():
+    lock = lane.FairLock()
+    with lock, lock:  # the holder may take it again
+        assert lock.waiting == 0
+    errors = []
+
+    def foreign():
+        try:
+            lock.release()
+        except RuntimeError as e:
+            errors.append(e)
+
+    with lock:
+        t = threading.Thread(target=foreign)
+        t.start()
+        t.join(5)
+    assert len(errors) == 1
+    with lock:  # still usable
+        pass
+
+
+def test_a_shared_model_waits_for_the_lane_and_a_failing_pass_releases_it(tiny_llama):
+    import copy
+
+    model = copy.deepcopy(tiny_llama)
+    lock = lane.FairLock()
+    lane.share(model, lock)
+    lane.share(model, lock)  # idempotent: one pair of hooks
+    ids = torch.tensor([[1, 5, 7]])
+    done = threading.Event()
+    with lock:
+        t = threading.Thread(target=lambda: (model(input_ids=ids), done.set()))
+        t.start()
+        assert not done.wait(0.3)  # blocked: this thread holds the lane
+    assert done.wait(10)
+    t.join(5)
+    with pytest.raises(Exception):  # noqa: B017 - any failure inside forward
+        model(input_ids=torch.tensor([[10**6]]))
+    finished = threading.Event()
+    threading.Thread(target=lambda: (model(input_ids=ids), finished.set())).start()
+    assert finished.wait(10)  # the failed pass gave the lane back
+
+
+# --- batched views ----------------------------------------------------------------------------
+PROMPTS = ["The cat sat", "Hello there, my friend, how", "a", "猫が好きです。犬も"]
+
+
+def _one_row(model, ids):
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([ids]), use_cache=True)
+    return out.logits[0, -1].float()
+
+
+@pytest.mark.parametrize("name", ["tiny_llama", "tiny_gemma3"])
+def test_a_padded_batch_equals_one_row_passes(request, tiny_tokenizer, name):
+    model = request.getfixturevalue(name)
+    rows = [tuple(tiny_tokenizer(p)["input_ids"]) for p in PROMPTS]
+    assert len({len(r) for r in rows}) > 1  # different lengths: real left padding
+    batched = lane._last_logits(model, rows, tiny_tokenizer.pad_token_id)
+    for ids, got in zip(rows, batched, strict=True):
+        want = _one_row(model, list(ids))
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+        assert int(got.argmax()) == int(want.argmax())
+
+
+def _concurrent_views(model, tokenizer, prompts):
+    """Every prompt asked by its own thread while the lane is held, then released at once."""
+    b = lane.Batcher(model, tokenizer.pad_token_id, lock=lane.FairLock())
+    results: dict[str, torch.Tensor] = {}
+    with b.lock:
+        threads = [
+            threading.Thread(
+                target=lambda p=p: results.__setitem__(p, b(tokenizer(p)["input_ids"]))
+            )
+            for p in prompts
+        ]
+        for t in threads:
+            t.start()
+        _wait_until(lambda: b.lock.waiting == len(prompts))
+    for t in threads:
+        t.join(30)
+    return b, results
+
+
+def test_concurrent_views_run_as_one_batch_and_are_kept(tiny_llama, tiny_tokenizer):
+    prompts = PROMPTS + ["The cat sat"]  # a duplicate is computed once
+    b, results = _concurrent_views(tiny_llama, tiny_tokenizer, prompts)
+    assert b.forward_passes == 1 and b.rows == len(PROMPTS)
+    for p in PROMPTS:
+        torch.testing.assert_close(
+            results[p], _one_row(tiny_llama, tiny_tokenizer(p)["input_ids"]), atol=1e-5, rtol=1e-4
+        )
+    again = b(tiny_tokenizer("The cat sat")["input_ids"])
+    assert again is results["The cat sat"] and b.forward_passes == 1  # shared, no new pass
+
+
+def test_results_are_kept_per_model_object(tiny_llama, tiny_gemma3, tiny_tokenizer):
+    ids = tiny_tokenizer("The cat sat")["input_ids"]
+    a = lane.last_logits(tiny_llama, tiny_tokenizer, ids)
+    g = lane.last_logits(tiny_gemma3, tiny_tokenizer, ids)
+    assert lane.batcher(tiny_llama, tiny_tokenizer) is not lane.batcher(tiny_gemma3, tiny_tokenizer)
+    assert not torch.allclose(a, g)  # never one model's view for another
+    torch.testing.assert_close(g, _one_row(tiny_gemma3, ids), atol=1e-5, rtol=1e-4)
+
+
+def test_the_oldest_views_are_dropped_past_the_limit(tiny_llama, tiny_tokenizer):
+    b = lane.Batcher(tiny_llama, tiny_tokenizer.pad_token_id, keep=2, lock=lane.FairLock())
+    for p in ["one", "two", "three"]:
+        b(tiny_tokenizer(p)["input_ids"])
+    assert b.cached(tiny_tokenizer("one")["input_ids"]) is None
+    assert b.cached(tiny_tokenizer("three")["input_ids"]) is not None
+
+
+def test_a_bad_row_fails_alone(tiny_llama, tiny_tokenizer):
+    b = lane.Batcher(tiny_llama, tiny_tokenizer.pad_token_id, lock=lane.FairLock())
+    good = tiny_tokenizer("The cat sat")["input_ids"]
+    out: dict[str, object] = {}
+
+    def ask(name, ids):
+        try:
+            out[name] = b(ids)
+        except Exception as e:  # noqa: BLE001
+            out[name] = e
+
+    with b.lock:
+        threads = [threading.Thread(target=ask, args=("good", good)),
+                   threading.Thread(target=ask, args=("bad", [1, 10**6]))]  # fmt: skip
+        for t in threads:
+            t.start()
+        _wait_until(lambda: b.lock.waiting == 2)
+    for t in threads:
+        t.join(30)
+    assert isinstance(out["bad"], Exception)
+    torch.testing.assert_close(out["good"], _one_row(tiny_llama, good), atol=1e-5, rtol=1e-4)
+
+
+def test_sampling_from_a_shared_view_draws_what_a_one_row_run_draws(tiny_llama, tiny_tokenizer):
+    """A session started from a shared (batched) view and one computed alone: same tokens."""
+    settings = SamplingSettings(temperature=1.0, top_k=50)
+    alone = generation.generate_ids(tiny_llama, tiny_tokenizer, "The cat", settings, 12, seed=3)
+    lane.last_logits(tiny_llama, tiny_tokenizer, tiny_tokenizer("The cat")["input_ids"])  # kept
+    shared = generation.generate_ids(tiny_llama, tiny_tokenizer, "The cat", settings, 12, seed=3)
+    assert shared == alone
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["gemma", "smollm"])
+def test_packaged_models_batched_views_equal_one_row_views(request, fixture):
+    loaded = request.getfixturevalue(fixture)
+    tok, model = loaded.tokenizer, loaded.model
+    prompts = ["富士山の高さは", "The capital of England is", "昔々、あるところに", "1, 2, 3,"]
+    rows = [tuple(tok(p)["input_ids"]) for p in prompts]
+    batched = lane._last_logits(model, rows, tok.pad_token_id or 0)
+    for ids, got in zip(rows, batched, strict=True):
+        want = lane._last_logits(model, [ids], 0)[0]
+        # bf16 weights: a padded batch rounds differently; the distributions must agree
+        p, q = torch.softmax(got, -1), torch.softmax(want, -1)
+        assert float((p - q).abs().sum()) < 0.05
+        assert int(got.argmax()) == int(want.argmax())
+
+
+# --- fairness ---------------------------------------------------------------------------------
+def test_a_long_generation_lets_a_short_request_in_within_one_step(tiny_llama, tiny_tokenizer):
+    import copy
+
+    model = copy.deepcopy(tiny_llama)
+    lock = lane.FairLock()
+    lane.share(model, lock)
+    passes: list[str] = []  # who ran each forward pass, in order
+    model.register_forward_pre_hook(lambda m, a: passes.append(threading.current_thread().name))
+    stop = threading.Event()
+    settings = SamplingSettings(temperature=1.0, top_k=0)
+
+    def long_generation():
+        decoder = generation.Decoder(model, tiny_tokenizer, "Once upon a time")
+        rng = torch.Generator().manual_seed(0)
+        for _ in generation.stream(decoder, settings, 200, rng, stop):
+            time.sleep(0)
+
+    gen = threading.Thread(target=long_generation, name="long")
+    gen.start()
+    _wait_until(lambda: passes.count("long") >= 10)
+    before = len(passes)
+    b = lane.Batcher(model, tiny_tokenizer.pad_token_id, lock=lock)
+    b(tiny_tokenizer("a short question")["input_ids"])  # this thread: "MainThread"
+    stop.set()
+    gen.join(30)
+    mine = passes.index(threading.current_thread().name, before)
+    assert passes[before:mine].count("long") <= 1, passes[before : mine + 1]
+
+
+# --- other shared results ---------------------------------------------------------------------
+class _Model:
+    """Any object that can be weakly referenced stands for a model here."""
+
+
+def test_shared_computes_once_for_concurrent_identical_requests():
+    model = _Model()
+    calls = []
+    gate = threading.Event()
+
+    def compute():
+        calls.append(1)
+        gate.wait(5)
+        return ("result", len(calls))
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(lane.shared(model, "k", compute)))
+               for _ in range(8)]  # fmt: skip
+    for t in threads:
+        t.start()
+    _wait_until(lambda: len(calls) == 1)
+    time.sleep(0.05)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert calls == [1] and out == [("result", 1)] * 8
+    assert lane.shared(model, "k", lambda: 1 / 0) == ("result", 1)  # kept
+
+
+def test_shared_keeps_models_apart_and_forgets_errors():
+    a, b = _Model(), _Model()
+    assert lane.shared(a, "k", lambda: "a") == "a"
+    assert lane.shared(b, "k", lambda: "b") == "b"  # same key, other model: its own result
+    with pytest.raises(ZeroDivisionError):
+        lane.shared(a, "bad", lambda: 1 / 0)
+    assert lane.shared(a, "bad", lambda: "fixed") == "fixed"  # a failure is not remembered
+    for i in range(5):
+        lane.shared(a, i, lambda i=i: i, keep=3)
+    assert lane.shared(a, 0, lambda: "again", keep=3) == "again"  # dropped past the limit
