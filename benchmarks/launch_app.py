@@ -1,4 +1,5 @@
-"""The benchmark's server process: the app exactly as ``python app.py`` starts it, on 127.0.0.1.
+"""The benchmark's server process: the app exactly as ``python app.py`` starts it (page served,
+then ``app.warm_up``), on 127.0.0.1.
 
     python -m benchmarks.launch_app GROUPS_JSON PORT        # from the repository root
 
@@ -40,9 +41,7 @@ def main(argv: list[str]) -> None:
     with open(argv[0], "w") as f:  # the app's own queues, before any experiment below
         json.dump({"groups": groups_of(app.demo), "torch_threads": torch.get_num_threads()}, f)
     apply_limits(app.demo, os.environ.get("LLMVIZ_BENCH_LIMITS", ""))
-    app.demo.launch(
-        server_name="127.0.0.1", server_port=int(argv[1]), quiet=True, **app.LAUNCH_KWARGS
-    )
+    app.serve("127.0.0.1", int(argv[1]), quiet=True)  # page, then warm-up, as app.py runs
 
 
 if __name__ == "__main__":

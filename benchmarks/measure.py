@@ -233,6 +233,13 @@ def _history_rows(data: Any) -> int:
 
 
 # --- model loading -------------------------------------------------------------------------------
+def cached_model(key: str) -> bool:
+    """Whether ``key`` is in the app's on-disk model cache (a converted model's manifest)."""
+    from llmviz import config
+
+    return (config.CACHE_DIR / key / "llmviz-manifest.json").is_file()
+
+
 def first_model_uses(
     server: Server, eps: dict[str, Endpoint], timeout: float, label: str
 ) -> dict[str, Any]:
