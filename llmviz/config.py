@@ -45,6 +45,10 @@ MODEL_LANES = max(1, int(os.environ.get("LLMVIZ_MODEL_LANES", "8")))
 
 #: Most prompts computed in one batched forward pass of next-token views (``llmviz.lane``).
 BATCH_MAX = max(1, int(os.environ.get("LLMVIZ_BATCH_MAX", "16")))
+#: A decoding step waits up to this long (seconds) for the other generations of its last batch
+#: to ask for their next step, so that they run as one batched forward pass (``lane.Stepper``):
+#: a few times the sampling time between two steps (~5 ms), a fraction of one step (~100 ms).
+DECODE_GATHER_S = max(0.0, float(os.environ.get("LLMVIZ_DECODE_GATHER_MS", "25")) / 1000)
 #: Next-token views kept per loaded model and shared by every session (the class's presets):
 #: each is one float32 row of the vocabulary, 1 MB for Gemma 3 (262k), 0.2 MB for SmolLM2, so
 #: 64 cost at most 64 MB per model on top of the model memory budget.

@@ -181,7 +181,8 @@ class Decoder:
             )
         if self.cache is None:  # the KV cache of the prompt, by the same one-row pass as ever
             self._forward(self.prompt_ids)
-        self.logits = self._forward([token_id])
+        # one token: batched with the steps of the other students' generations (llmviz.lane)
+        self.logits, self.cache = lane.decode_step(self.model, self.cache, token_id, owner=self)
         self.ids.append(token_id)
 
 

@@ -18,6 +18,7 @@ This module does not load models (``llmviz.models``) and does not sample (``llmv
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -257,6 +258,265 @@ def last_logits(model: Any, tokenizer: Any, ids: Sequence[int]) -> Any:
     """The next-token logits (V,) float32 after ``ids`` (read-only: copy before changing them),
     shared between every caller of the same model object and batched with concurrent calls."""
     return batcher(model, tokenizer)(ids)
+
+
+# --- decoding steps of concurrent generations, batched --------------------------------------------
+@dataclass(eq=False)
+class _Step:
+    cache: Any  # the row's DynamicCache (batch 1), after the prompt and every earlier token
+    token: int
+    owner: int  # which generation asks (to know whom to wait for)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None  # (float32 logits (V,), the row's new cache)
+    error: BaseException | None = None
+
+
+class Stepper:
+    """One decoding step (one token appended to a KV cache) for every active generation of one
+    model at once: ONE left-padded batched forward pass per step instead of one per stream.
+
+    A generation on a small model is bound by reading the weights, once per forward pass whatever
+    the batch, so eight students generating together cost about one student's time per token.
+    Each stream keeps its own cache, its own settings and its own seeded generator (it samples
+    outside, see ``generation.stream``); only the forward pass is shared. The rows are stacked
+    left-padded into one cache with the mask and position ids that count only real tokens (the
+    way ``generate`` batches), and split back after the pass: every row's logits equal its own
+    one-row step up to float rounding (tested; tokens identical in float32).
+
+    Why not transformers' continuous batching (``generate_batch`` / ``ContinuousBatchingManager``):
+    it samples inside with one generation config for every request and no per-request
+    ``torch.Generator``, so a student's seeded tokens could not equal what that student draws
+    alone, and it owns the loop where this app shows and stops each token itself.
+
+    Gathering: the first caller to reach the lane runs every pending step. So that the streams
+    of the previous step are not split into a lone leader and the rest, a caller first waits for
+    the owners of the previous batch to ask again (each samples its token in between, a few
+    milliseconds, one after the other): as long as they keep arriving less than ``gather_s``
+    apart (counted from the end of the batch they are in while it runs), at most a second. A
+    stream that stopped costs the others one such gap, once.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        max_batch: int = config.BATCH_MAX,
+        gather_s: float = config.DECODE_GATHER_S,
+        lock: FairLock = COMPUTE,
+    ) -> None:
+        self._model = weakref.ref(model)
+        self.max_batch = max(1, int(max_batch))
+        self.gather_s = max(0.0, float(gather_s))
+        self.lock = lock
+        self._pending: list[_Step] = []
+        self._cond = threading.Condition(threading.Lock())  # the pending list, the last owners
+        self._last_owners: frozenset[int] = frozenset()
+        self._last_event = 0.0  # the last step filed or batch finished
+        self._running = False  # a batch is being computed
+        self._leading = False  # a caller is taking the pending steps to the lane
+        self.forward_passes = 0  # batched passes run (for tests and the benchmark)
+        self.rows = 0  # steps computed in them
+
+    @property
+    def pending(self) -> int:
+        """Steps waiting to be computed."""
+        with self._cond:
+            return len(self._pending)
+
+    def __call__(self, cache: Any, token: int, owner: int) -> tuple[Any, Any]:
+        """The float32 logits after ``token`` and the row's new cache (``cache`` may be reused)."""
+        req = _Step(cache, int(token), owner)
+        give_up = time.monotonic() + _GATHER_MAX_S
+        with self._cond:
+            self._pending.append(req)
+            self._last_event = time.monotonic()
+            self._cond.notify_all()
+            while not req.done.is_set():
+                waiting_for = self._last_owners - {r.owner for r in self._pending}
+                # wait while the others keep arriving less than a gap apart (the gap counts
+                # from the end of the batch they are still in, if it is running)
+                if self._running:
+                    left = give_up - time.monotonic()
+                else:
+                    left = min(self._last_event + self.gather_s, give_up) - time.monotonic()
+                if not waiting_for or left <= 0:
+                    break
+                self._cond.wait(left)
+            # one leader at a time asks for the lane on behalf of all; the others sleep until
+            # their step is done (so they do not file through the lane one by one afterwards)
+            while not req.done.is_set() and self._leading:
+                self._cond.wait()
+            lead = not req.done.is_set()
+            if lead:
+                self._leading = True
+        if lead:
+            try:
+                while not req.done.is_set():
+                    with self.lock:  # one turn per batch: views queued meanwhile go next
+                        with self._cond:
+                            batch = self._pending[: self.max_batch]
+                            del self._pending[: self.max_batch]
+                            self._last_owners = frozenset(r.owner for r in batch)
+                            self._running = True
+                        try:
+                            self._run(batch)
+                        finally:
+                            with self._cond:
+                                self._running = False
+                                self._last_event = time.monotonic()
+                                self._cond.notify_all()
+            finally:
+                with self._cond:
+                    self._leading = False
+                    self._cond.notify_all()
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def _run(self, batch: list[_Step]) -> None:
+        try:
+            model = self._model()
+            if model is None:
+                raise RuntimeError("the model was unloaded")
+            together = [r for r in batch if _stackable(model, r.cache)]
+            alone = [r for r in batch if r not in together]
+            if together:
+                try:
+                    rows = [(r.cache, r.token) for r in together]
+                    # a lone row runs as a batch of two (itself twice): see _batched_step
+                    results = _batched_step(model, rows if len(rows) > 1 else rows * 2)
+                    self.forward_passes += 1
+                    self.rows += len(together)
+                    for r, res in zip(together, results[: len(together)], strict=True):
+                        r.result = res
+                except Exception:  # noqa: BLE001 - one bad row must not fail the others
+                    alone = together + alone
+            for r in alone:
+                try:
+                    r.result = _one_step(model, r.cache, r.token)
+                    self.forward_passes += 1
+                    self.rows += 1
+                except BaseException as err:  # noqa: BLE001
+                    r.error = err
+        except BaseException as err:  # noqa: BLE001 - every waiter gets the error, none hangs
+            for r in batch:
+                if r.result is None:
+                    r.error = err
+        finally:
+            for r in batch:
+                r.done.set()
+
+
+def _keep_kwargs(model: Any) -> dict[str, int]:
+    import inspect
+
+    return (
+        {"logits_to_keep": 1}
+        if "logits_to_keep" in inspect.signature(model.forward).parameters
+        else {}
+    )
+
+
+def _one_step(model: Any, cache: Any, token: int) -> tuple[Any, Any]:
+    """The plain one-row step, exactly as ``generate`` runs it (and as a lone stream always did)."""
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache,
+                    use_cache=True, **_keep_kwargs(model))  # fmt: skip
+    # generate() samples from a float32 copy of the last position's logits: so do we
+    return out.logits[0, -1].to(dtype=torch.float32, copy=True), out.past_key_values
+
+
+def _sliding_window(model: Any) -> int | None:
+    cfg = model.config.get_text_config(decoder=True)
+    window = getattr(cfg, "sliding_window", None)
+    return int(window) if window else None
+
+
+def _stackable(model: Any, cache: Any) -> bool:
+    """A one-row DynamicCache whose layers all hold every token so far (a sliding-window layer
+    trims itself once the text outgrows its window: such a row steps alone, exactly)."""
+    from transformers import DynamicCache
+
+    if type(cache) is not DynamicCache:
+        return False
+    layers = list(cache)
+    if not layers or any(k is None or k.shape[0] != 1 for k, *_ in layers):
+        return False
+    n = layers[0][0].shape[-2]
+    window = _sliding_window(model)
+    if window is not None and n + 1 >= window - 1:
+        return False
+    return all(k.shape[-2] == n for k, *_ in layers)
+
+
+def _batched_step(model: Any, rows: list[tuple[Any, int]]) -> list[tuple[Any, Any]]:
+    """One forward pass of one new token for each (cache, token) row, left-padded.
+
+    Why a lone generation also runs as a batch (of itself twice): in bf16 the CPU's matrix
+    kernels round a one-row product differently from a product of two or more rows (measured on
+    Gemma 3 270M: a next-token distribution 0.03 apart in L1, enough to change a sampled token
+    within 20-30 tokens), while a row of a batch of 2, 3, 4 or 8 rows, whatever the other rows
+    and the padding, came out bit for bit the same. Every step running batched is what makes a
+    student's seeded text the same whether they generate alone or with the whole class. In
+    float32 both agree with ``model.generate`` (tested); in bf16 ``generate``'s one-row steps
+    round differently from these (BENCHMARKS.md)."""
+    import torch
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    per_row = [list(cache) for cache, _ in rows]
+    lengths = [layers[0][0].shape[-2] for layers in per_row]
+    width = max(lengths)
+
+    def stack(layer: int, which: int) -> torch.Tensor:
+        parts = []
+        for layers, n in zip(per_row, lengths, strict=True):
+            t = layers[layer][which]
+            if n < width:
+                pad = t.new_zeros((*t.shape[:-2], width - n, t.shape[-1]))
+                t = torch.cat([pad, t], dim=-2)
+            parts.append(t)
+        return torch.cat(parts, dim=0)
+
+    n_layers = len(per_row[0])
+    joined = DynamicCache(
+        ddp_cache_data=[(stack(i, 0), stack(i, 1)) for i in range(n_layers)], config=model.config
+    )
+    mask = torch.tensor([[0] * (width - n) + [1] * (n + 1) for n in lengths], device=device)
+    positions = torch.tensor([[n] for n in lengths], device=device)
+    ids = torch.tensor([[token] for _, token in rows], device=device)
+    with torch.inference_mode():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                    past_key_values=joined, use_cache=True, **_keep_kwargs(model))  # fmt: skip
+    after = list(out.past_key_values)
+    results = []
+    for i, n in enumerate(lengths):  # row i's own cache again: its last n + 1 positions
+        own = DynamicCache(
+            ddp_cache_data=[
+                (k[i : i + 1, :, width - n :], v[i : i + 1, :, width - n :])  # copied in
+                for k, v, *_ in after
+            ],
+            config=model.config,
+        )
+        results.append((out.logits[i, -1].to(dtype=torch.float32, copy=True), own))
+    return results
+
+
+_GATHER_MAX_S = 1.0  # the longest any step waits for others before taking the lane itself
+_steppers: weakref.WeakKeyDictionary[Any, Stepper] = weakref.WeakKeyDictionary()
+
+
+def decode_step(model: Any, cache: Any, token: int, owner: object) -> tuple[Any, Any]:
+    """The next-token logits (V,) float32 after appending ``token`` to ``cache`` (a one-row
+    DynamicCache, or None for nothing) and the new cache: batched with the concurrent steps of
+    other generations of the same model object. ``owner`` is the asking generation."""
+    with _batchers_lock:
+        s = _steppers.get(model)
+        if s is None:
+            s = _steppers[model] = Stepper(model)
+    return s(cache, token, id(owner))
 
 
 # --- other results of one model, shared ---------------------------------------------------------

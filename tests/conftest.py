@@ -106,6 +106,22 @@ def gemma():
 
 
 @pytest.fixture(scope="session")
+def gemma_fp32():
+    """Gemma 3 270M in float32: where batched and one-row passes agree to rounding, so seeded
+    tokens can be compared exactly (in bf16 a one-row product rounds differently)."""
+    from llmviz.models import load_model
+
+    return load_model("gemma-3-270m", "fp32")
+
+
+@pytest.fixture(scope="session")
+def smollm_fp32():
+    from llmviz.models import load_model
+
+    return load_model("smollm2-135m-instruct", "fp32")
+
+
+@pytest.fixture(scope="session")
 def smollm():
     from llmviz.models import load_model
 

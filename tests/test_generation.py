@@ -276,8 +276,11 @@ def gemma_tab():
     [SamplingSettings(temperature=0.8, top_p=0.95), SamplingSettings(temperature=0)],
     ids=str,
 )
-def test_gemma_seeded_steps_equal_generate(gemma_tab, settings_):
-    gemma = gemma_tab
+def test_gemma_seeded_steps_equal_generate(gemma_fp32, settings_):
+    """In float32. Our decoding steps always run batched (``lane._batched_step``), and in bf16 the
+    CPU rounds generate's one-row products differently, so there the tokens may part after a
+    few dozen; the sampler itself is the same (tiny models: every setting, every seed)."""
+    gemma = gemma_fp32
     ours = generate_ids(gemma.model, gemma.tokenizer, "昔々、あるところに", settings_, 8, 42)
     assert ours == library_tokens(
         gemma.model, gemma.tokenizer, "昔々、あるところに", settings_, 8, 42

@@ -295,3 +295,182 @@ def test_shared_keeps_models_apart_and_forgets_errors():
     for i in range(5):
         lane.shared(a, i, lambda i=i: i, keep=3)
     assert lane.shared(a, 0, lambda: "again", keep=3) == "again"  # dropped past the limit
+
+
+# --- batched decoding steps -------------------------------------------------------------------
+def _prefilled(model, tokenizer, prompt):
+    """A one-row DynamicCache after ``prompt`` and the prompt's last token, as a Decoder has."""
+    ids = tokenizer(prompt)["input_ids"]
+    if len(ids) < 2:
+        ids = [tokenizer.bos_token_id, *ids]
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([ids[:-1]]), use_cache=True)
+    return out.past_key_values, ids[-1]
+
+
+def _steps_alone(model, cache, tokens):
+    logits = []
+    for t in tokens:
+        row, cache = lane._one_step(model, cache, t)
+        logits.append(row)
+    return logits, cache
+
+
+@pytest.mark.parametrize("name", ["tiny_llama", "tiny_gemma3"])
+def test_batched_decoding_steps_equal_one_row_steps(request, tiny_tokenizer, name):
+    """Rows of different lengths stepped together three times: every row's logits and cache
+    equal the same steps run alone (left padding, mask and positions as generate batches)."""
+    model = request.getfixturevalue(name)
+    rows = [_prefilled(model, tiny_tokenizer, p) for p in PROMPTS]
+    assert len({c.get_seq_length() for c, _ in rows}) > 1  # real left padding
+    follow = [[5, 17, 9], [3, 3, 3], [40, 2, 11], [7, 30, 1]]
+    want = [_steps_alone(model, _prefilled(model, tiny_tokenizer, p)[0], [t, *f[:2]])
+            for p, (_, t), f in zip(PROMPTS, rows, follow, strict=True)]  # fmt: skip
+    state = [(c, t) for c, t in rows]
+    got: list[list[torch.Tensor]] = [[] for _ in rows]
+    for k in range(3):
+        out = lane._batched_step(model, state)
+        for i, (logits, cache) in enumerate(out):
+            got[i].append(logits)
+            state[i] = (cache, follow[i][k])
+    for i, (w_logits, w_cache) in enumerate(want):
+        for g, w in zip(got[i], w_logits, strict=True):
+            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+        for (gk, gv, *_), (wk, wv, *_) in zip(state[i][0], w_cache, strict=True):
+            assert gk.shape == wk.shape
+            torch.testing.assert_close(gk, wk, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(gv, wv, atol=1e-5, rtol=1e-4)
+
+
+def _stepped_together(stepper, calls):
+    """Every (cache, token, owner) asked by its own thread while the lane is held."""
+    out: dict[int, object] = {}
+
+    def ask(i, cache, token, owner):
+        try:
+            out[i] = stepper(cache, token, owner)
+        except Exception as e:  # noqa: BLE001
+            out[i] = e
+
+    with stepper.lock:
+        threads = [threading.Thread(target=ask, args=(i, *c)) for i, c in enumerate(calls)]
+        for t in threads:
+            t.start()
+        # every step filed; one caller (the leader) waits for the lane on behalf of all
+        _wait_until(lambda: stepper.pending == len(calls) and stepper.lock.waiting == 1)
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_concurrent_steps_run_as_one_pass_and_a_bad_row_fails_alone(tiny_llama, tiny_tokenizer):
+    stepper = lane.Stepper(tiny_llama, lock=lane.FairLock(), gather_s=0)
+    rows = [_prefilled(tiny_llama, tiny_tokenizer, p) for p in PROMPTS]
+    out = _stepped_together(stepper, [(c, t, i) for i, (c, t) in enumerate(rows)])
+    assert stepper.forward_passes == 1 and stepper.rows == len(PROMPTS)
+    for i, p in enumerate(PROMPTS):
+        c, t = _prefilled(tiny_llama, tiny_tokenizer, p)
+        torch.testing.assert_close(out[i][0], lane._one_step(tiny_llama, c, t)[0],
+                                   atol=1e-5, rtol=1e-4)  # fmt: skip
+
+    stepper = lane.Stepper(tiny_llama, lock=lane.FairLock(), gather_s=0)
+    rows = [_prefilled(tiny_llama, tiny_tokenizer, p) for p in PROMPTS[:2]]
+    out = _stepped_together(stepper, [(rows[0][0], rows[0][1], 0), (rows[1][0], 10**6, 1)])
+    assert isinstance(out[1], Exception)  # a token outside the vocabulary
+    c, t = _prefilled(tiny_llama, tiny_tokenizer, PROMPTS[0])
+    torch.testing.assert_close(out[0][0], lane._one_step(tiny_llama, c, t)[0],
+                               atol=1e-5, rtol=1e-4)  # fmt: skip
+
+
+def test_rows_past_a_sliding_window_step_alone_and_exactly(tiny_tokenizer):
+    """Gemma 3's sliding-window layers trim their cache once the text outgrows the window: such
+    a row cannot be stacked with others, so it steps alone (the plain step, bit for bit)."""
+    from conftest import _tiny
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    model = _tiny(Gemma3TextConfig, Gemma3ForCausalLM, tiny_tokenizer, head_dim=8,
+                  sliding_window=6, layer_types=["sliding_attention", "full_attention"])  # fmt: skip
+    short = _prefilled(model, tiny_tokenizer, "a")
+    long = _prefilled(model, tiny_tokenizer, "Hello there, my friend, how are you")
+    assert lane._stackable(model, short[0]) and not lane._stackable(model, long[0])
+    stepper = lane.Stepper(model, lock=lane.FairLock(), gather_s=0)
+    out = _stepped_together(stepper, [(*short, 0), (*long, 1)])
+    assert stepper.forward_passes == 2  # the long row could not be stacked with the short one
+    c, t = _prefilled(model, tiny_tokenizer, "Hello there, my friend, how are you")
+    assert torch.equal(out[1][0], lane._one_step(model, c, t)[0])  # the plain step, exactly
+    c, t = _prefilled(model, tiny_tokenizer, "a")
+    torch.testing.assert_close(out[0][0], lane._one_step(model, c, t)[0], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["tiny_llama", "tiny_gemma3"])
+def test_concurrent_streams_draw_exactly_what_each_draws_alone(request, tiny_tokenizer, name):
+    """Six students generate at once, each with their own settings and seed: the batched steps
+    give every one of them the tokens they get alone (float32)."""
+    import copy
+
+    model = copy.deepcopy(request.getfixturevalue(name))  # its own stepper, nobody else's steps
+    students = [(p, SamplingSettings(temperature=t, top_k=k), seed)
+                for p, t, k, seed in [("The cat sat", 1.0, 50, 1), ("Hello there, my", 1.3, 0, 2),
+                                      ("a", 0.7, 10, 3), ("猫が好きです。犬も", 1.0, 0, 4),
+                                      ("The cat sat", 1.0, 50, 5), ("b c", 0.0, 0, 6)]]  # fmt: skip
+    alone = [generation.generate_ids(model, tiny_tokenizer, p, s, 24, seed) for p, s, seed in students]
+    together: dict[int, list[int]] = {}
+    start = threading.Barrier(len(students))
+
+    def run(i, p, s, seed):
+        start.wait()
+        together[i] = generation.generate_ids(model, tiny_tokenizer, p, s, 24, seed)
+
+    threads = [threading.Thread(target=run, args=(i, *st)) for i, st in enumerate(students)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [together[i] for i in range(len(students))] == alone
+
+
+def _students_at_once(model, tokenizer, students, n):
+    together: dict[int, list[int]] = {}
+    start = threading.Barrier(len(students))
+
+    def run(i, p, s, seed):
+        start.wait()
+        together[i] = generation.generate_ids(model, tokenizer, p, s, n, seed)
+
+    threads = [threading.Thread(target=run, args=(i, *st)) for i, st in enumerate(students)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return [together[i] for i in range(len(students))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["gemma_fp32", "smollm_fp32"])
+def test_packaged_models_concurrent_streams_draw_what_each_draws_alone(request, fixture):
+    loaded = request.getfixturevalue(fixture)
+    model, tok = loaded.model, loaded.tokenizer
+    students = [("富士山の高さは", SamplingSettings(temperature=1.0, top_k=50), 1),
+                ("The capital of England is", SamplingSettings(temperature=0.8, top_p=0.9), 2),
+                ("昔々、あるところに", SamplingSettings(temperature=1.5, top_k=0), 3),
+                ("1, 2, 3,", SamplingSettings(temperature=0), 4)]  # fmt: skip
+    alone = [generation.generate_ids(model, tok, p, s, 16, seed) for p, s, seed in students]
+    stepper = lane._steppers[model]
+    passes, rows = stepper.forward_passes, stepper.rows
+    assert _students_at_once(model, tok, students, 16) == alone
+    assert stepper.rows - rows == sum(len(a) for a in alone)
+    assert stepper.forward_passes - passes < stepper.rows - rows  # some steps did run together
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["gemma", "smollm"])
+def test_packaged_models_batched_steps_agree_with_one_row_steps_in_bf16(request, fixture):
+    loaded = request.getfixturevalue(fixture)
+    model, tok = loaded.model, loaded.tokenizer
+    prompts = ["富士山の高さは", "The capital of England is", "昔々、あるところに", "1, 2, 3,"]
+    batched = lane._batched_step(model, [_prefilled(model, tok, p) for p in prompts])
+    for p, (got, _) in zip(prompts, batched, strict=True):
+        want = lane._one_step(model, *_prefilled(model, tok, p))[0]
+        pr, q = torch.softmax(got, -1), torch.softmax(want, -1)
+        assert float((pr - q).abs().sum()) < 0.1  # bf16 rounding, not a different distribution
+        assert int(got.argmax()) == int(want.argmax())
