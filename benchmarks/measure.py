@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from typing import Any
 
 from benchmarks import harness
@@ -216,7 +217,60 @@ def _in_process_rates(model_key: str, n_tokens: int, repeats: int) -> dict[str, 
             ours.append(len(new) / t)
     out["plain_generate_tokens_per_s"] = summary(plain)["median"]
     out["llmviz_loop_tokens_per_s"] = summary(ours)["median"]
+    out.update(_concurrent_streams(model, tok, settings, n_tokens, repeats))
     return out
+
+
+CONCURRENT_STREAMS = 8
+
+
+def _concurrent_streams(model: Any, tok: Any, settings: Any, n_tokens: int,
+                        repeats: int) -> dict[str, Any]:  # fmt: skip
+    """Eight students generating at once (each its own prompt and seed, all started together)
+    against one alone, in this process: the decoding steps of concurrent streams run as one
+    batched pass (``llmviz.lane.Stepper``). Wall time of the eight / of one, and how many
+    batched passes the steps took."""
+    import threading
+
+    from llmviz import lane
+    from llmviz.generation import generate_ids
+
+    prompts = [f"{GEN_PROMPT} ({i})" for i in range(CONCURRENT_STREAMS)]
+
+    def at_once(n: int, seed: int) -> float:
+        barrier = threading.Barrier(n + 1)
+
+        def run(i: int) -> None:
+            barrier.wait()
+            generate_ids(model, tok, prompts[i], settings, n_tokens, seed + i)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - start
+
+    one, eight = [], []
+    stepper = lane._steppers.get(model)
+    passes, rows = (stepper.forward_passes, stepper.rows) if stepper else (0, 0)
+    for i in range(repeats):
+        one.append(at_once(1, 100 + i))
+        stepper = lane._steppers.get(model)
+        p0, r0 = stepper.forward_passes, stepper.rows
+        eight.append(at_once(CONCURRENT_STREAMS, 200 + 10 * i))
+        passes += stepper.forward_passes - p0
+        rows += stepper.rows - r0
+    one_s, eight_s = summary(one)["median"], summary(eight)["median"]
+    return {
+        "concurrent_streams": CONCURRENT_STREAMS,
+        "concurrent_one_s": one_s,
+        "concurrent_all_s": eight_s,
+        "concurrent_ratio": eight_s / one_s if one_s else None,
+        "concurrent_rows_per_pass": rows / passes if passes else None,
+    }
 
 
 def _history_rows(data: Any) -> int:

@@ -92,6 +92,8 @@ SAMPLING_EXPERIMENT_TEMPERATURES = (0.0, 0.5, 1.0, 1.5, 2.0)  # the textbook's e
 SAMPLING_EXPERIMENT_SAMPLES = 3
 SAMPLING_EXPERIMENT_TOKENS = 20
 SAMPLING_EXPERIMENT_MAX_TOKENS = 50
+#: A streamed generation updates the page at most this often (seconds); the last token always.
+STREAM_UPDATE_S = max(0.0, float(os.environ.get("LLMVIZ_STREAM_UPDATE_MS", "150")) / 1000)
 # fp32 like the attention tab: on CPUs without avx512_bf16 bf16 matmuls are many times slower.
 SAMPLING_PRECISION = os.environ.get("LLMVIZ_SAMPLING_PRECISION", "auto")
 
@@ -137,6 +139,8 @@ COMPARE_MAX_EXAMPLES = 8  # few-shot example pairs
 COMPARE_MAX_EXAMPLE_CHARS = 200  # one "input => output" line
 COMPARE_DEFAULT_NEW_TOKENS = 40
 COMPARE_TOP_K = 10  # candidates shown for the first answer token
+#: A streamed generation updates the page at most this often (seconds); the last token always.
+STREAM_UPDATE_S = max(0.0, float(os.environ.get("LLMVIZ_STREAM_UPDATE_MS", "150")) / 1000)
 # fp32 like the attention tab: without avx512_bf16 (this machine) bf16 generation crawls at ~1-3
 # tokens/s; fp32 is the fast path on plain AVX2 CPUs.
 COMPARE_PRECISION = os.environ.get("LLMVIZ_COMPARE_PRECISION", "auto")

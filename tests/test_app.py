@@ -29,7 +29,7 @@ def test_launch_happens_only_under_main():
     tree = ast.parse(Path(app.__file__).read_text())
     for node in tree.body:  # module level: anything but the __main__ guard must not launch
         guarded = isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
-        if not guarded:
+        if not guarded and not isinstance(node, ast.FunctionDef):  # app.serve launches when called
             assert ".launch(" not in ast.unparse(node), ast.unparse(node)[:80]
     assert isinstance(app.demo, type(app.build()))
 
