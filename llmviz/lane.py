@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmviz import config
+from llmviz import config, library
 
 
 class FairLock:
@@ -437,6 +437,7 @@ def _sliding_window(model: Any) -> int | None:
 def _stackable(model: Any, cache: Any) -> bool:
     """A one-row DynamicCache whose layers all hold every token so far (a sliding-window layer
     trims itself once the text outgrows its window: such a row steps alone, exactly)."""
+    library.ready()  # names resolved before use (see llmviz.library)
     from transformers import DynamicCache
 
     if type(cache) is not DynamicCache:
@@ -463,6 +464,7 @@ def _batched_step(model: Any, rows: list[tuple[Any, int]]) -> list[tuple[Any, An
     float32 both agree with ``model.generate`` (tested); in bf16 ``generate``'s one-row steps
     round differently from these (BENCHMARKS.md)."""
     import torch
+    library.ready()  # names resolved before use (see llmviz.library)
     from transformers import DynamicCache
 
     device = next(model.parameters()).device

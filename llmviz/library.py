@@ -26,6 +26,7 @@ NAMES: dict[str, tuple[str, ...]] = {
         "AutoModelForCausalLM",
         "AutoTokenizer",
         "BitsAndBytesConfig",
+        "DynamicCache",
         "GenerationConfig",
         "LogitsProcessor",
         "LogitsProcessorList",

@@ -3,6 +3,7 @@ results keyed by model object, and a long generation that lets a short request i
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
@@ -382,14 +383,14 @@ def test_concurrent_steps_run_as_one_pass_and_a_bad_row_fails_alone(tiny_llama, 
                                atol=1e-5, rtol=1e-4)  # fmt: skip
 
 
-def test_rows_past_a_sliding_window_step_alone_and_exactly(tiny_tokenizer):
+def test_rows_past_a_sliding_window_step_alone_and_exactly(tiny_tokenizer, tiny_gemma3):
     """Gemma 3's sliding-window layers trim their cache once the text outgrows the window: such
     a row cannot be stacked with others, so it steps alone (the plain step, bit for bit)."""
-    from conftest import _tiny
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    model = _tiny(Gemma3TextConfig, Gemma3ForCausalLM, tiny_tokenizer, head_dim=8,
-                  sliding_window=6, layer_types=["sliding_attention", "full_attention"])  # fmt: skip
+    cfg = copy.deepcopy(tiny_gemma3.config)
+    cfg.sliding_window, cfg.layer_types = 6, ["sliding_attention", "full_attention"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # fixed random weights, without touching other tests' generators
+        model = type(tiny_gemma3)(cfg).eval()
     short = _prefilled(model, tiny_tokenizer, "a")
     long = _prefilled(model, tiny_tokenizer, "Hello there, my friend, how are you")
     assert lane._stackable(model, short[0]) and not lane._stackable(model, long[0])
