@@ -49,6 +49,11 @@ BATCH_MAX = max(1, int(os.environ.get("LLMVIZ_BATCH_MAX", "16")))
 #: to ask for their next step, so that they run as one batched forward pass (``lane.Stepper``):
 #: a few times the sampling time between two steps (~5 ms), a fraction of one step (~100 ms).
 DECODE_GATHER_S = max(0.0, float(os.environ.get("LLMVIZ_DECODE_GATHER_MS", "25")) / 1000)
+#: A request that has waited this long (seconds) for the compute lane is told its place in line
+#: and an estimated wait (a progress message in the user's language), updated at most every
+#: LANE_REPORT_EVERY_S while its place changes.
+LANE_REPORT_AFTER_S = max(0.0, float(os.environ.get("LLMVIZ_LANE_REPORT_AFTER_MS", "1000")) / 1000)
+LANE_REPORT_EVERY_S = 0.5
 #: Next-token views kept per loaded model and shared by every session (the class's presets):
 #: each is one float32 row of the vocabulary, 1 MB for Gemma 3 (262k), 0.2 MB for SmolLM2, so
 #: 64 cost at most 64 MB per model on top of the model memory budget.

@@ -17,15 +17,39 @@ This module does not load models (``llmviz.models``) and does not sample (``llmv
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from llmviz import config, library
+
+log = logging.getLogger(__name__)
+
+#: Told where a request waiting for the lane stands: ``report(ahead, eta_s)`` with the turns
+#: still ahead of it (the running one included) and an estimate in seconds; ``(0, 0.0)`` once
+#: its turn has come. Set per request with ``reporting(...)`` (the UI shows it in the user's
+#: language); a thread without one waits silently.
+_WAIT_REPORT: contextvars.ContextVar[Callable[[int, float], None] | None] = contextvars.ContextVar(
+    "llmviz_lane_wait_report", default=None
+)
+
+
+@contextlib.contextmanager
+def reporting(report: Callable[[int, float], None] | None) -> Iterator[None]:
+    """Within this block, a wait for ``COMPUTE`` (or any ``FairLock``) of this thread longer
+    than ``config.LANE_REPORT_AFTER_S`` is told to ``report`` (see ``_WAIT_REPORT``)."""
+    token = _WAIT_REPORT.set(report)
+    try:
+        yield
+    finally:
+        _WAIT_REPORT.reset(token)
 
 
 class FairLock:
@@ -33,6 +57,9 @@ class FairLock:
 
     ``threading.Lock`` is not fair: a generation thread that releases it and asks again a moment
     later usually wins over threads that have waited for seconds.
+
+    It also keeps the mean length of a turn (an exponential moving average of hold times), so a
+    waiting request can be told its place and an estimated wait (``reporting``).
     """
 
     def __init__(self) -> None:
@@ -41,18 +68,50 @@ class FairLock:
         self._serving = 0  # ticket allowed in
         self._owner: int | None = None
         self._depth = 0
+        self._since = 0.0  # when the holder got its turn
+        self.turn_s = 0.1  # mean turn length, seconds (a first guess until turns are measured)
 
     def acquire(self) -> None:
         me = threading.get_ident()
+        report = _WAIT_REPORT.get()
         with self._cond:
             if self._owner == me:
                 self._depth += 1
                 return
             ticket = self._next
             self._next += 1
-            while self._serving != ticket:
-                self._cond.wait()
+            if report is None:
+                while self._serving != ticket:
+                    self._cond.wait()
+            else:
+                self._wait_reporting(ticket, report)
             self._owner, self._depth = me, 1
+            self._since = time.monotonic()
+
+    def _wait_reporting(self, ticket: int, report: Callable[[int, float], None]) -> None:
+        """Wait for ``ticket`` (the condition held), telling ``report`` each new place in line
+        once the wait has lasted ``config.LANE_REPORT_AFTER_S``, and ``(0, 0.0)`` at the end."""
+        started = time.monotonic()
+        shown: int | None = None
+        while self._serving != ticket:
+            self._cond.wait(timeout=config.LANE_REPORT_EVERY_S)
+            ahead = ticket - self._serving
+            if ahead <= 0 or time.monotonic() - started < config.LANE_REPORT_AFTER_S:
+                continue
+            if ahead != shown:
+                shown = ahead
+                self._tell(report, ahead, ahead * self.turn_s)
+        if shown is not None:
+            self._tell(report, 0, 0.0)
+
+    def _tell(self, report: Callable[[int, float], None], ahead: int, eta_s: float) -> None:
+        self._cond.release()  # never call out while holding the line
+        try:
+            report(ahead, eta_s)
+        except Exception:  # noqa: BLE001 - a failed progress message must not lose the turn
+            log.warning("lane wait report failed", exc_info=True)
+        finally:
+            self._cond.acquire()
 
     def release(self) -> None:
         with self._cond:
@@ -60,6 +119,7 @@ class FairLock:
                 raise RuntimeError("release of a FairLock this thread does not hold")
             self._depth -= 1
             if self._depth == 0:
+                self.turn_s = 0.8 * self.turn_s + 0.2 * (time.monotonic() - self._since)
                 self._owner = None
                 self._serving += 1
                 self._cond.notify_all()

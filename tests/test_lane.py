@@ -87,6 +87,80 @@ def test_fair_lock_is_reentrant_and_refuses_a_foreign_release():
         pass
 
 
+def test_a_waiting_request_is_told_its_place_and_then_its_turn(monkeypatch):
+    """Two turns ahead (the holder and one waiter): the reporter hears 2, then 1, then its turn
+    (0); the estimate is places x the measured mean turn."""
+    monkeypatch.setattr(lane.config, "LANE_REPORT_AFTER_S", 0.0)
+    monkeypatch.setattr(lane.config, "LANE_REPORT_EVERY_S", 0.02)
+    lock = lane.FairLock()
+    heard: list[tuple[int, float]] = []
+    release_first, release_second = threading.Event(), threading.Event()
+
+    def hold(until):
+        with lock:
+            until.wait(10)
+
+    first = threading.Thread(target=hold, args=(release_first,))
+    first.start()
+    _wait_until(lambda: lock._owner is not None)
+    second = threading.Thread(target=hold, args=(release_second,))
+    second.start()
+    _wait_until(lambda: lock.waiting == 1)
+
+    def reported():
+        with lane.reporting(lambda ahead, eta: heard.append((ahead, eta))), lock:
+            pass
+
+    me = threading.Thread(target=reported)
+    me.start()
+    _wait_until(lambda: heard[:1] and heard[0][0] == 2)
+    assert heard[0][1] == pytest.approx(2 * lock.turn_s)
+    release_first.set()
+    _wait_until(lambda: any(a == 1 for a, _ in heard))
+    release_second.set()
+    me.join(5)
+    first.join(5)
+    second.join(5)
+    assert [a for a, _ in heard] == [2, 1, 0]
+    assert heard[-1] == (0, 0.0)
+    assert lock.waiting == 0 and lock._owner is None
+
+
+def test_a_short_wait_is_not_reported_and_a_failing_reporter_does_not_lose_the_turn(monkeypatch):
+    lock = lane.FairLock()
+    heard = []
+    with lane.reporting(lambda a, e: heard.append(a)), lock:  # no wait at all: nothing to say
+        pass
+    assert heard == []
+
+    monkeypatch.setattr(lane.config, "LANE_REPORT_AFTER_S", 0.0)
+    monkeypatch.setattr(lane.config, "LANE_REPORT_EVERY_S", 0.02)
+
+    def broken(ahead, eta):
+        raise RuntimeError("progress bar gone")
+
+    got = threading.Event()
+
+    def waiter():
+        with lane.reporting(broken), lock:
+            got.set()
+
+    with lock:
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.1)  # several report attempts, each failing
+    assert got.wait(5)
+    t.join(5)
+
+
+def test_the_turn_estimate_follows_measured_hold_times():
+    lock = lane.FairLock()
+    for _ in range(30):
+        with lock:
+            time.sleep(0.01)
+    assert 0.008 < lock.turn_s < 0.05
+
+
 def test_a_shared_model_waits_for_the_lane_and_a_failing_pass_releases_it(tiny_llama):
     import copy
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import gradio as gr
 
-from llmviz import checks, config
+from llmviz import checks, config, lane
 from llmviz.errors import UserError
 from llmviz.models import CATALOG, LoadedModel, get_spec, load_model, offered_keys
 from llmviz.ui.i18n import lang_of, text
@@ -141,6 +141,9 @@ class Blocks(gr.Blocks):
             raise user_error(input_error_message(block_fn, inputs, lang), lang) from None
 
 
+_END = object()
+
+
 # --- named outputs ------------------------------------------------------------------------------
 class Outputs:
     """Base of a tab's named outputs: subclass it as a slotted dataclass, one field per output
@@ -217,19 +220,46 @@ def _positional(result: Any) -> Any:
     return result.values() if isinstance(result, Outputs) else result
 
 
+def wait_text(ahead: int, eta_s: float, lang: str) -> str:
+    """What a request waiting for the compute lane is told (``lane.reporting``)."""
+    if ahead <= 0:
+        return text("common.lane_turn", lang)
+    if eta_s < 1.5:
+        return text("common.lane_wait_short", lang, ahead=ahead)
+    return text("common.lane_wait", lang, ahead=ahead, seconds=round(eta_s))
+
+
+def _lane_report(args: tuple, kwargs: dict) -> Callable[[int, float], None] | None:
+    """A ``lane.reporting`` callback showing the wait in the handler's progress bar, or None
+    when the handler takes no ``gr.Progress``."""
+    progress = next((v for v in (*args, *kwargs.values()) if isinstance(v, gr.Progress)), None)
+    if progress is None:
+        return None
+    lang = lang_of(_find_request(args, kwargs))
+    return lambda ahead, eta_s: progress(None, desc=wait_text(ahead, eta_s, lang))
+
+
 def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a gradio event handler (plain function or generator) with the error policy above;
     an ``Outputs`` it returns or yields becomes gradio's positional values.
 
     Give the handler a ``request: gr.Request`` parameter so messages follow the browser language.
+    A handler that also takes ``progress=gr.Progress()`` shows its place in the compute lane and
+    an estimated wait there whenever its model work waits for more than a second.
     """
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            report = _lane_report(args, kwargs)
             inner = fn(*args, **kwargs)
             try:
-                for item in inner:
+                while True:
+                    # set around each step: gradio may resume the generator in another thread
+                    with lane.reporting(report):
+                        item = next(inner, _END)
+                    if item is _END:
+                        break
                     yield _positional(item)
             except Exception as err:  # noqa: BLE001 - the policy is the point
                 _raise_for(err, args, kwargs)
@@ -241,7 +271,8 @@ def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return _positional(fn(*args, **kwargs))
+            with lane.reporting(_lane_report(args, kwargs)):
+                return _positional(fn(*args, **kwargs))
         except Exception as err:  # noqa: BLE001
             _raise_for(err, args, kwargs)
 
