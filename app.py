@@ -18,6 +18,7 @@ from llmviz.ui import (  # noqa: E402
     attention_tab,
     compare_tab,
     finetune_tab,
+    inside_tab,
     labs_tab,
     memory_tab,
     models_panel,
@@ -31,6 +32,7 @@ TABS = (
     ("tokenizer", tokenizer_tab),
     ("attention", attention_tab),
     ("sampling", sampling_tab),
+    ("inside", inside_tab),
     ("memory", memory_tab),
     ("compare", compare_tab),
     ("finetune", finetune_tab),
@@ -71,7 +73,7 @@ def warm_up() -> None:
     # the default model first: it is what the first model click waits for (its tokenizer is one of
     # the tokenizer tab's defaults, so that tab's warm-up is quick after it)
     for step in (sampling_tab.warm_up, tokenizer_tab.warm_up, attention_tab.warm_up,
-                 labs_tab.warm_up, finetune_tab.warm_up):  # fmt: skip
+                 labs_tab.warm_up, finetune_tab.warm_up, inside_tab.warm_up):  # fmt: skip
         try:
             step()
         except Exception:  # noqa: BLE001

@@ -379,6 +379,12 @@ NORMAL: dict[str, Normal] = {
         setup=(("finetune_run", {"steps": 1, "batch": 1, "probe_every": 0}),),
     ),
     "memory_measure": Normal({"precisions": ["bf16"]}),
+    "inside_lens": Normal({"prompt": PROMPT_JA, "model_key": "gemma-3-270m"}),
+    "inside_cell": Normal(
+        {}, (("inside_lens", {"prompt": PROMPT_JA, "model_key": "gemma-3-270m"}),),
+        {"index": [1, 2], "value": None},
+    ),
+    "inside_kv": Normal({"n_tokens": 4}),
     "tokenizer_preset": Normal({"name": "ja_en"}),
     "tokenizer_train": Normal({"vocab": 300}),
     "models_load": Normal({"name": "gemma-3-270m", "precision": "bf16"}),

@@ -74,6 +74,16 @@ MAX_CORPUS_CHARS = 2_000_000  # tokenizer training corpus
 MAX_VOCAB_SIZE = 32_000
 MIN_VOCAB_SIZE = 30
 
+# --- inside the model tab ---
+INSIDE_PRECISION = os.environ.get("LLMVIZ_INSIDE_PRECISION", "auto")
+INSIDE_NEIGHBOURS = 15  # rows of the nearest-neighbour table
+INSIDE_MAX_TOKENS = 64  # logit lens: one column per token (the grid stays readable)
+INSIDE_MAX_WORD_CHARS = 40  # a word / target token
+INSIDE_MAX_WORD_TOKENS = 8  # pieces averaged for one word
+INSIDE_MIN_WORDS = 3  # a 2-D map of fewer says nothing
+INSIDE_MAX_WORDS = 60
+INSIDE_KV_MAX_NEW_TOKENS = 120  # the KV-cache meter's generation
+
 # --- labs tab ---
 PPL_MAX_CHARS = 20_000  # perplexity text, checked before tokenizing
 PPL_MAX_TOKENS = 2_048  # tokens scored per text (the UI states it); longer text is refused
