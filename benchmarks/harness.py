@@ -404,6 +404,14 @@ NORMAL: dict[str, Normal] = {
     "sampling_experiment": Normal(
         {"prompt": PROMPT_EN, "model_key": "smollm2-135m-instruct"}, expensive=True
     ),
+    "labs_bias": Normal({"with_tuned": False}),
+    "labs_icl": Normal({"conditions": ["true"]}),
+    # twelve problems answered twice (direct, then worked): ~10-20 s of generation on 2 cores
+    "labs_cot": Normal(expensive=True),
+    # the UI default times four methods up to 10^7 numbers (~3-4 s): two small ones take ~0.5 s
+    "labs_gpu_cpu": Normal({"methods": ["python", "numpy"], "max_size": 1000}),
+    # the UI default (300 steps x 3 runs) takes ~1 s on idle cores, far more under load: 50 steps
+    "labs_lr_training": Normal({"steps": 50}),
     "labs_perplexity": Normal(
         {"txt": "The cat sat on the mat. 猫がマットの上に座った。", "model_b": "none"}
     ),

@@ -181,3 +181,58 @@ FT_DEFAULT_STEPS = 40  # a live run: ~1 min with its answers on 2 cores (benchma
 FT_DEFAULT_PROBE_EVERY = 5  # steps between two answers to the held-out question
 FT_PROBE_TOKENS = 32  # new tokens of each of those answers
 FT_ASK_TOKENS = 48  # new tokens when a student asks their own tuned model
+
+# --- labs: bias and in-context learning ---
+PROBE_BATCH = 24  # rows per forward pass when scoring continuations (memory: rows x length)
+BIAS_MAX_FILLERS = 16  # fillers per template set
+BIAS_MAX_TEMPLATE_CHARS = 200
+BIAS_MAX_TARGET_CHARS = 30
+ICL_MAX_ITEMS = 60  # labelled reviews scored per condition
+ICL_COT_NEW_TOKENS = 64  # tokens of each worked answer (chain of thought)
+ICL_DIRECT_NEW_TOKENS = 8  # tokens of each direct answer
+ICL_COT_BATCH = 6  # problems generated together (one batched generate)
+
+# --- labs: GPU vs CPU
+SPEED_DEFAULT_MAX_SIZE = 10**7  # the largest list a click times by default
+SPEED_MIN_SIZE = 10
+SPEED_MAX_SIZE = 10**8  # numpy/torch float32: 400 MB in + 400 MB out at this size
+#: A method stops growing once one call took, or would take (extrapolated), longer than this.
+SPEED_CALL_BUDGET_S = 0.5
+#: A click starts no new measurement after this many seconds (the rest say "not run").
+SPEED_RUN_BUDGET_S = 8.0
+#: The Python loop's list stops here: 10^6 floats already take ~64 MB (list + float objects, in and
+#: out), 10^8 would take ~6.4 GB.
+SPEED_PYTHON_MAX_SIZE = 10**6
+SPEED_MAX_BYTES = 1_000_000_000  # input + output of one method at one size
+SPEED_MIN_TIME_S = 0.02  # autorange: calls per repeat grow until one repeat lasts this long
+SPEED_REPEATS = 3  # repeats per size; the fastest counts (the least disturbed by other work)
+SPEED_MAX_LOOPS = 100_000  # calls per repeat, at most
+SPEED_MAX_BATCH_ELEMENTS = 10**8  # numbers squared per repeat, at most
+SPEED_SEED = 0
+HYAKUMASU_DEFAULT_WORKERS = 7  # the extra picture next to 1, 2, 10 and 100 workers
+
+# --- labs: learning rate
+#: The 2-D bowl L = ½ θᵀHθ: curvatures (eigenvalues of H) allowed, where every path starts, and
+#: when a path counts as diverged: |θ| above LR_DIVERGE_FACTOR × |θ₀| (it leaves the drawing).
+LR_CURVATURE_MIN, LR_CURVATURE_MAX = 0.1, 50.0
+LR_START = (-4.0, 3.0)
+LR_DIVERGE_FACTOR = 2.0
+LR_GD_MAX_STEPS = 500
+LR_PRESET_FACTORS = (0.1, 1.0, 2.1)  # the preset α's, in units of 1/λmax
+#: The character-bigram training run (full-batch SGD, three α's side by side): at most this many
+#: steps and seconds of compute per click (300 steps x 3 runs: 0.3-0.9 s on 2 idle cores, up to
+#: the budget when other work keeps both cores busy; 1,000 steps: 1.4-2.3 s idle).
+LR_TRAIN_MAX_STEPS = 1_000
+LR_TRAIN_DEFAULT_STEPS = 300
+LR_TRAIN_SECONDS = 10.0
+LR_TRAIN_EVERY = 25  # steps of each run between two chart updates (one turn on the lane)
+#: α too small / good / too large per corpus, measured (300 steps, zero init): en 4.09 -> 3.88,
+#: 2.27 (bound 2.24), 24 (worse than ln V = 4.09); ja 5.90 -> 5.39, 1.75 (bound 1.72), 21. The
+#: good ones decrease at every step (ja at 250+ ends in a small two-step oscillation).
+LR_TRAIN_ALPHAS = {"en": (0.1, 50.0, 1000.0), "ja": (0.5, 200.0, 10000.0)}
+LR_SAMPLE_CHARS = 80  # characters sampled from each trained model
+LR_SAMPLE_SEED = 0
+#: The warm-up + cosine schedule: the textbook's peak, the longest run drawn, points drawn.
+LR_SCHEDULE_PEAK = 2.5e-4
+LR_SCHEDULE_MAX_STEPS = 10_000_000
+LR_SCHEDULE_POINTS = 1_000

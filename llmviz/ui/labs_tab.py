@@ -495,3 +495,17 @@ def build() -> None:
             _build_scaling()
         with gr.Tab(t("labs.tab_ppl"), id="labs-ppl", elem_id="labs-ppl"):
             _build_perplexity()
+        with gr.Tab(t("labs.lr.tab"), id="labs-lr", elem_id="labs-lr"):
+            from llmviz.ui import labs_lr
+
+            labs_lr.build()
+        with gr.Tab(t("labs.speed.tab"), id="labs-speed", elem_id="labs-speed"):
+            from llmviz.ui import labs_speed
+
+            labs_speed.build()
+        with gr.Tab(t("labs.bias.tab"), id="labs-bias", elem_id="labs-bias"):
+            from llmviz.ui import labs_probes
+
+            labs_probes.build_bias()
+        with gr.Tab(t("labs.icl.tab"), id="labs-icl", elem_id="labs-icl"):
+            labs_probes.build_icl()
