@@ -236,3 +236,7 @@ LR_SAMPLE_SEED = 0
 LR_SCHEDULE_PEAK = 2.5e-4
 LR_SCHEDULE_MAX_STEPS = 10_000_000
 LR_SCHEDULE_POINTS = 1_000
+
+# --- export: "save this view" (llmviz/plots/export.py, llmviz/ui/export_ui.py) --------------------
+EXPORT_MAX_BYTES = 40_000_000  # one saved view at most (plotly.js inside it alone is ~4.8 MB)
+EXPORT_MAX_INPUT_CHARS = 10_000  # characters kept of one input's label or value ("…" marks a cut)
