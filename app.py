@@ -17,9 +17,12 @@ from llmviz.config import ASSETS  # noqa: E402
 from llmviz.ui import (  # noqa: E402
     attention_tab,
     compare_tab,
+    export_ui,
     finetune_tab,
     inside_tab,
     labs_tab,
+    lesson_ui,
+    links_ui,
     memory_tab,
     models_panel,
     sampling_tab,
@@ -45,12 +48,17 @@ def build() -> Blocks:
         with gr.Column(elem_id="llmviz-header"):
             gr.Markdown(t("common.title"), elem_id="llmviz-title")
             gr.Markdown(t("common.subtitle"))
+        bar = links_ui.build_bar()
         models_panel.build()
-        with gr.Tabs(overflow_behavior="wrap"):  # at 800 px a menu hid two lessons behind "…"
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # at 800 px a menu hid two lessons
             for name, module in TABS:
-                with gr.Tab(t(f"tabs.{name}"), id=name, elem_id=f"tab-{name}"):
+                with gr.Tab(t(f"tabs.{name}"), id=name, elem_id=f"tab-{name}") as tab:
                     module.build()
+                    export_ui.build(name, tab)
         gr.Markdown(t("common.footer"), elem_id="llmviz-footer")
+        panel = lesson_ui.build_panel()
+        linked = links_ui.wire(blocks, tabs, bar)  # last: a link sets inputs every tab has built
+        lesson_ui.wire(blocks, panel, bar["lesson"], linked)
     return blocks
 
 
@@ -59,6 +67,8 @@ LAUNCH_KWARGS = {
     "i18n": I18N,
     "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="amber"),
     "css_paths": [ASSETS / "style.css"],
+    # ?lang= and ?present=1 must act before gradio's own script reads the browser locale
+    "app_kwargs": {"middleware": links_ui.middleware()},
 }
 
 demo = build()

@@ -21,6 +21,7 @@ from llmviz.errors import UserError
 from llmviz.models import get_spec, load_tokenizer, offered_keys
 from llmviz.plots.compare import BASE, INSTRUCT, Panel, first_token_figure
 from llmviz.streams import ColumnResult, Job, Sampling, StreamSlot, stop_token_ids
+from llmviz.ui import links_ui
 from llmviz.ui.common import (
     GENERATE,
     LIGHT,
@@ -161,6 +162,8 @@ def _on_preset(key: str):
 @handler
 def _on_page(request: gr.Request):
     """The default question in the reader's language (its preset fills the rest)."""
+    if links_ui.claims(request, "compare", "prompt"):
+        return gr.skip()  # a link's question wins over the language's default one
     return JA_PRESET if lang_of(request) == "ja" else gr.skip()
 
 

@@ -44,7 +44,7 @@ def t(key: str) -> Any:
     return I18N(key)
 
 
-def text(key: str, lang: str = "en", **values: object) -> str:
+def text(key: str, lang: str = "en", /, **values: object) -> str:
     """The string ``key`` in ``lang`` (English when missing), formatted with ``values``."""
     template = STRINGS.get(lang, {}).get(key) or STRINGS["en"].get(key, key)
     try:
@@ -54,9 +54,16 @@ def text(key: str, lang: str = "en", **values: object) -> str:
 
 
 def lang_of(request: gr.Request | None) -> str:
-    """"ja" when the browser prefers Japanese (Accept-Language), else "en"."""
+    """The page's ``?lang=`` when it names one of ours (the in-page language switch sets it),
+    else "ja" when the browser prefers Japanese (Accept-Language), else "en"."""
     if request is None:
         return "en"
+    try:
+        chosen = request.query_params.get("lang")
+    except (AttributeError, TypeError):
+        chosen = None
+    if chosen in LANGS:
+        return chosen
     try:
         header = request.headers.get("accept-language", "") or ""
     except AttributeError:

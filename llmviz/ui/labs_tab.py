@@ -33,6 +33,7 @@ from llmviz.perplexity import (
 )
 from llmviz.plots import labs as plots
 from llmviz.tokens import token_labels
+from llmviz.ui import links_ui
 from llmviz.ui.common import LIGHT, MODEL, get_model, handler, model_choices, model_dropdown
 from llmviz.ui.i18n import lang_of, t, text
 
@@ -414,6 +415,8 @@ OPENING_TEXT = {"en": "lm-en", "ja": "lm-ja"}
 @handler
 def _on_open(request: gr.Request):
     key = OPENING_TEXT.get(lang_of(request), "lm-en")
+    if links_ui.claims(request, "labs", "prompt"):
+        return gr.skip(), gr.skip()  # a link's text wins over the language's default one
     return key, preset_text(key)
 
 

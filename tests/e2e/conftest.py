@@ -1,7 +1,8 @@
 """Real-browser fixtures: Debian's Chromium driven by playwright (never ``playwright install``).
 
 ``open_app(locale)`` returns a playwright page on the running app in that locale
-(``"en-US"`` or ``"ja-JP"``), collecting console errors in ``page.console_errors``.
+(``"en-US"`` or ``"ja-JP"``), collecting console errors in ``page.console_errors``;
+``query="?tab=…"`` opens a deep link.
 Screenshots go to ``test-artifacts/screenshots/`` (``LLMVIZ_ARTIFACTS`` overrides).
 """
 
@@ -46,8 +47,10 @@ def browser():
 def open_app(browser, app_url):
     pages = []
 
-    def _open(locale: str = "en-US", width: int = 1400, height: int = 1000):
-        ctx = browser.new_context(locale=locale, viewport={"width": width, "height": height})
+    def _open(locale: str = "en-US", width: int = 1400, height: int = 1000, query: str = "",
+              **context):  # fmt: skip
+        ctx = browser.new_context(locale=locale, viewport={"width": width, "height": height},
+                                  **context)  # fmt: skip
         page = ctx.new_page()
         page.console_errors = []
 
@@ -57,7 +60,7 @@ def open_app(browser, app_url):
 
         page.on("console", on_console)
         page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
-        page.goto(app_url, wait_until="domcontentloaded", timeout=180_000)
+        page.goto(app_url + query, wait_until="domcontentloaded", timeout=180_000)
         page.wait_for_selector("#llmviz-title", timeout=180_000)  # slow when the machine is busy
         pages.append(ctx)
         return page
