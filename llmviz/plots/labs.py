@@ -17,9 +17,10 @@ import plotly.graph_objects as go
 
 from llmviz.memory import count_words
 from llmviz.plots.axes import horizontal_y_title
+from llmviz.plots.palette import OKABE_ITO
 
 FONT = {"size": 15}
-PALETTE = ["#4f46e5", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#be185d"]
+PALETTE = OKABE_ITO  # colour-blind safe (plots/palette.py)
 #: How a count is written on the charts: ``count_words`` in the student's language
 #: (``"70B"`` in English, ``"700 億"`` in Japanese); the caller passes it.
 Count = Callable[[float], str]

@@ -18,9 +18,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from llmviz.plots.axes import horizontal_y_title
+from llmviz.plots.palette import OKABE_ITO
 
 FONT = {"size": 15}
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000"]
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x"]
 

@@ -15,20 +15,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from llmviz.plots.axes import horizontal_y_title
+from llmviz.plots.palette import BLACK, BLUE, GREEN, LIGHT, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
 
 FONT = dict(size=15, family="Noto Sans CJK JP, Noto Sans JP, system-ui, sans-serif")
 #: one colour per component key, stable across figures
 COLORS = {
-    "weights": "#4f46e5",
-    "linear": "#4f46e5",
-    "embeddings": "#0ea5e9",
-    "lm_head": "#14b8a6",
-    "experts": "#8b5cf6",
-    "norms_bias": "#94a3b8",
-    "constants": "#f59e0b",
-    "buffers": "#cbd5e1",
-    "kv_cache": "#ec4899",
-    "overhead": "#e5e7eb",
+    "weights": BLUE,
+    "linear": BLUE,
+    "embeddings": SKY,
+    "lm_head": GREEN,
+    "experts": PURPLE,
+    "norms_bias": YELLOW,
+    "constants": ORANGE,
+    "buffers": BLACK,
+    "kv_cache": VERMILLION,
+    "overhead": LIGHT,
 }
 
 

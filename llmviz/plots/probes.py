@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from llmviz.plots.palette import BLUE, GREEN, GREY, ORANGE, PURPLE, SKY
+
 FONT = {"size": 15}
-BLUE, ORANGE, GREY, GREEN = "#0072B2", "#E69F00", "#6b7280", "#009E73"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def accuracy_figure(
     labels: Sequence[str], correct: Sequence[int], totals: Sequence[int], title: str, y_title: str, chance: str | None
 ) -> go.Figure:
     """Accuracy bars with their counts ("31 / 48"), a dashed line at chance (50 %)."""
-    colours = [GREY, BLUE, ORANGE, GREEN, "#CC79A7", "#56B4E9"]
+    colours = [GREY, BLUE, ORANGE, GREEN, PURPLE, SKY]
     acc = [100 * c / n if n else 0.0 for c, n in zip(correct, totals, strict=True)]
     fig = go.Figure(
         go.Bar(

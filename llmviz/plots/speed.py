@@ -17,15 +17,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from llmviz.plots.axes import horizontal_y_title
+from llmviz.plots.palette import BLUE, GREEN, LIGHT, ORANGE, PURPLE, VERMILLION
 
 FONT = {"size": 15}
 #: Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 COLOURS = {
-    "python": "#D55E00",
-    "numpy": "#0072B2",
-    "torch_1": "#009E73",
-    "torch_all": "#CC79A7",
-    "cuda": "#E69F00",
+    "python": VERMILLION,
+    "numpy": BLUE,
+    "torch_1": GREEN,
+    "torch_all": PURPLE,
+    "cuda": ORANGE,
 }
 SYMBOLS = {
     "python": "circle",
@@ -34,7 +35,7 @@ SYMBOLS = {
     "torch_all": "triangle-up",
     "cuda": "star",
 }
-EMPTY, FILLED, NEW = "#e5e7eb", "#0072B2", "#E69F00"  # grid cells: to do, done, done this step
+EMPTY, FILLED, NEW = LIGHT, BLUE, ORANGE  # grid cells: to do, done, done this step
 
 
 def seconds_text(s: float) -> str:
