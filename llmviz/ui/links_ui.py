@@ -327,6 +327,10 @@ _SCRIPT = """<script>(function () {
   }
   function decorate() {
     document.querySelectorAll(".js-plotly-plot").forEach(function (gd) {
+      // screen readers: the chart is an image named by its (already translated) title
+      var t = gd.layout && gd.layout.title, title = t && (t.text || (typeof t === "string" ? t : ""));
+      var label = (ja ? "グラフ：" : "Chart: ") + String(title || "").replace(/<[^>]*>/g, " ").trim();
+      if (gd.getAttribute("aria-label") !== label) { gd.setAttribute("role", "img"); gd.setAttribute("aria-label", label); }
       if (gd.dataset.llmvizExport) { return; }
       gd.dataset.llmvizExport = "1";
       var host = gd.parentElement && gd.parentElement.closest("[id]");
@@ -345,6 +349,23 @@ _SCRIPT = """<script>(function () {
       gd.insertAdjacentElement("afterend", bar);
     });
   }
+  // keyboard: a dropdown opened by tabbing into it closes when the focus tabs on (gradio's closes
+  // only on a click elsewhere, so its list stayed open over the next controls)
+  var viaTab = false;  // only a Tab moves on: a click on an option must still select it
+  document.addEventListener("keydown", function (e) { viaTab = e.key === "Tab"; }, true);
+  document.addEventListener("mousedown", function () { viaTab = false; }, true);
+  document.addEventListener("focusout", function (e) {
+    var box = e.target;
+    if (!viaTab) { return; }
+    if (!box || !box.matches || !box.matches('input[role="combobox"]')) { return; }
+    var list = document.getElementById(box.getAttribute("aria-controls") || "");
+    if (e.relatedTarget && list && list.contains(e.relatedTarget)) { return; }
+    setTimeout(function () {  // after gradio's own blur handling
+      if (document.activeElement !== box) {
+        box.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
+      }
+    }, 50);
+  }, true);
   var pending = false;
   new MutationObserver(function () {
     if (pending) { return; }

@@ -241,3 +241,34 @@ def test_save_this_view_gives_an_offline_html_and_csv(open_app, shot_dir):
     assert "tab=memory" in doc  # the link back to the live view
     page.screenshot(path=str(shot_dir / "save-view-ja.png"), full_page=False)
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("locale", ["en-US", "ja-JP"])
+def test_tabbing_through_a_dropdown_leaves_no_list_open(open_app, locale):
+    """Tab into the attention model box (its list opens), Tab on: the list closes; the keyboard
+    still picks an option (ArrowDown + Enter)."""
+    page = open_app(locale, query="?tab=attention")
+    page.wait_for_selector("#tab-attention-button[aria-selected=true]", timeout=60_000)
+    open_lists = """() => [...document.querySelectorAll('[role=listbox], ul.options')]
+                       .filter(u => u.offsetParent !== null).length"""
+    page.locator("#attention-text textarea").focus()
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('#attention-model') !== null"):
+            break
+    else:
+        pytest.fail("the model box is not reachable with Tab")
+    page.wait_for_function(f"({open_lists})() > 0", timeout=10_000)
+    page.keyboard.press("Tab")
+    page.wait_for_function(f"({open_lists})() === 0", timeout=10_000)
+    assert page.evaluate("document.activeElement.closest('#attention-model')") is None
+    page.keyboard.press("Shift+Tab")  # back into the box: choose the next model by keyboard
+    before = page.locator("#attention-model input").input_value()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "(b) => document.querySelector('#attention-model input').value !== b", arg=before,
+        timeout=10_000,
+    )  # fmt: skip
+    assert page.console_errors == []
