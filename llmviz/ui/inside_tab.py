@@ -402,7 +402,7 @@ def warm_up() -> None:
 def build() -> None:
     gr.Markdown(t("inside.intro"))
     model = model_dropdown(t("common.model"), config.DEFAULT_BASE, elem_id="inside-model")
-    with gr.Tabs():
+    with gr.Tabs(overflow_behavior="wrap"):  # at 800 px a "…" menu hid sub-tabs
         with gr.Tab(t("inside.lens_tab"), id="inside-lens", elem_id="inside-lens-tab"):
             gr.Markdown(t("inside.lens_intro"))
             with gr.Row():

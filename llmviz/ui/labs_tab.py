@@ -493,7 +493,7 @@ def _build_perplexity() -> None:
 
 def build() -> None:
     gr.Markdown(t("labs.intro"))
-    with gr.Tabs():
+    with gr.Tabs(overflow_behavior="wrap"):  # at 800 px a "…" menu hid sub-tabs
         with gr.Tab(t("labs.tab_scaling"), id="labs-scaling", elem_id="labs-scaling"):
             _build_scaling()
         with gr.Tab(t("labs.tab_ppl"), id="labs-ppl", elem_id="labs-ppl"):

@@ -39,7 +39,7 @@ def _clamp(index: Any) -> int:
 
 
 def build_panel() -> dict[str, Any]:
-    with gr.Sidebar(open=False, label=t("lesson.title"), width=360, elem_id="llmviz-lesson") as bar:
+    with gr.Sidebar(open=False, label=t("lesson.title"), width=320, elem_id="llmviz-lesson") as bar:
         gr.Markdown(t("lesson.intro"), elem_id="lesson-intro")
         body = gr.Markdown(elem_id="lesson-step")
         index = gr.Number(0, visible=False, precision=0, elem_id="lesson-index")

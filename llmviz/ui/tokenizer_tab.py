@@ -354,7 +354,7 @@ def _on_step(corpus: str, merges: float, request: gr.Request) -> Any:
 def build() -> None:
     trained = gr.State({})
     gr.Markdown(t("tok.intro"))
-    with gr.Tabs():
+    with gr.Tabs(overflow_behavior="wrap"):  # at 800 px a "…" menu hid sub-tabs
         with gr.Tab(t("tok.sub.compare"), id="tok-compare", elem_id="tok-compare"):
             compare = _build_compare(trained)
         with gr.Tab(t("tok.sub.premium"), id="tok-premium", elem_id="tok-premium"):

@@ -80,4 +80,12 @@ def test_an_800_px_screen_shows_every_lesson_and_full_width_charts(open_app, sho
         open_tab(page, tab)
         page.wait_for_timeout(300)
         page.screenshot(path=str(shot_dir / f"narrow-{short}-{tab}.png"), full_page=True)
+    # the labs' six sub-tabs wrap too (a "…" menu hid two of them at 800 px)
+    for sub in ("scaling", "ppl", "lr", "speed", "bias", "icl"):
+        assert page.locator(f"button[role=tab]#labs-{sub}-button").is_visible(), sub
+    assert page.locator("button[aria-label='More tabs']:visible").count() == 0
+    for sub in ("lr", "speed", "bias", "icl"):
+        page.locator(f"#labs-{sub}-button").click()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(shot_dir / f"narrow-{short}-labs-{sub}.png"), full_page=True)
     assert page.console_errors == []
