@@ -4,8 +4,11 @@ long run before it is done, and the lab answers the next click."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from llmviz import config
 from tests.e2e.conftest import open_tab
 
 pytestmark = pytest.mark.e2e
@@ -74,14 +77,20 @@ def test_speed_lab_in_the_browser(open_app, shot_dir, locale):
 
     # Stop: a long run (up to 10^8) ends before it is done
     page.locator("#labs-speed-max-size input").fill("100000000")
+    started = time.monotonic()
     page.locator("#labs-speed-run").click()
     _summary_has(page, words["measuring"], 60_000)
     page.locator("#labs-speed-stop").click()
+    stopped_after = time.monotonic() - started
     page.wait_for_timeout(3_000)
     after_stop = page.locator("#labs-speed-summary").inner_text()
     page.wait_for_timeout(4_000)
     assert page.locator("#labs-speed-summary").inner_text() == after_stop  # nothing new arrives
-    assert words["done"] not in after_stop
+    # A click's run ends by itself after config.SPEED_RUN_BUDGET_S (8 s). On a loaded CI machine
+    # "Measuring" can show so late that Stop arrives after that: then "Done" is right, and only
+    # an early Stop can show that it cut the run short.
+    if stopped_after < config.SPEED_RUN_BUDGET_S / 2:
+        assert words["done"] not in after_stop, stopped_after
 
     # and the lab still answers
     page.locator("#labs-speed-max-size input").fill("100")
